@@ -1,0 +1,41 @@
+"""queryopt: faster, safer and visible PostgreSQL queries.
+
+The public API is what ``__all__`` lists; every other module and name may change.
+"""
+
+from queryopt._version import __version__
+from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
+from queryopt.errors import (
+    AnalysisError,
+    CacheError,
+    ConfigurationError,
+    HintError,
+    MigrationError,
+    QueryError,
+    QueryoptError,
+    QueryTimeout,
+    RecorderError,
+    ReportError,
+    ServerError,
+)
+
+__all__ = [
+    "AnalysisError",
+    "CacheError",
+    "CachePolicy",
+    "ConfigurationError",
+    "HintError",
+    "HintMode",
+    "MigrationError",
+    "QueryError",
+    "QueryTimeout",
+    "QueryoptError",
+    "RecorderError",
+    "RecorderPolicy",
+    "ReportError",
+    "RetryPolicy",
+    "ServerError",
+    "Settings",
+    "TimeoutPolicy",
+    "__version__",
+]

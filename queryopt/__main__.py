@@ -1,0 +1,3 @@
+from queryopt.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,313 @@
+"""Policies and settings: frozen, validated at construction, seconds as floats.
+
+Every policy raises :class:`~queryopt.ConfigurationError` (a ``ValueError``)
+naming the field when a value is unusable. :meth:`Settings.from_env` reads the
+``QUERYOPT_*`` environment variables and names the variable instead.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from queryopt.errors import ConfigurationError
+
+__all__ = [
+    "CachePolicy",
+    "HintMode",
+    "RecorderPolicy",
+    "RetryPolicy",
+    "Settings",
+    "TimeoutPolicy",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def parse_duration(text: str, *, name: str = "duration") -> float:
+    """Parse ``"250ms"``, ``"30"`` (seconds), ``"5m"``, ``"24h"`` or ``"30d"`` into seconds.
+
+    >>> parse_duration("250ms")
+    0.25
+    >>> parse_duration("2h")
+    7200.0
+    """
+    match = _DURATION.match(text)
+    if match is None:
+        raise ConfigurationError(
+            f"{name}: {text!r} is not a duration (use e.g. 250ms, 30s, 5m, 24h, 30d)",
+            setting=name,
+        )
+    unit = (match.group(2) or "s").lower()
+    return float(match.group(1)) * _UNIT_SECONDS[unit]
+
+
+def _check_seconds(policy: object, name: str, *, allow_none: bool = False, allow_zero: bool = False) -> None:
+    value = getattr(policy, name)
+    if value is None and allow_none:
+        return
+    owner = type(policy).__name__
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigurationError(f"{owner}.{name} must be a number of seconds, got {value!r}", setting=name)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigurationError(
+            f"{owner}.{name} must be {'>= 0' if allow_zero else '> 0'} seconds, got {value!r}", setting=name
+        )
+
+
+def _check_count(policy: object, name: str, *, minimum: int = 1) -> None:
+    value = getattr(policy, name)
+    owner = type(policy).__name__
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{owner}.{name} must be an integer >= {minimum}, got {value!r}", setting=name)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutPolicy:
+    """How long a statement may run."""
+
+    statement: float | None = 30.0
+    """Server-side ``statement_timeout`` in seconds; ``None`` means no limit."""
+    network_grace: float = 5.0
+    """Extra seconds the client waits past ``statement`` before cancelling a silent stall itself."""
+    connect: float = 10.0
+    """Seconds to wait for a new connection."""
+
+    def __post_init__(self) -> None:
+        _check_seconds(self, "statement", allow_none=True)
+        _check_seconds(self, "network_grace", allow_zero=True)
+        _check_seconds(self, "connect")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Which failures are retried, and how often."""
+
+    attempts: int = 3
+    """Total tries including the first; 1 disables retries."""
+    initial_backoff: float = 0.05
+    """Seconds before the first retry; doubles after each failure."""
+    max_backoff: float = 2.0
+    """Upper bound for one wait between tries, in seconds."""
+    jitter: float = 0.05
+    """Random extra seconds (0..jitter) added to each wait, to spread retrying clients apart."""
+    retry_reads_on_disconnect: bool = True
+    """Re-run read-only statements whose connection was lost (never writes)."""
+
+    def __post_init__(self) -> None:
+        _check_count(self, "attempts")
+        _check_seconds(self, "initial_backoff", allow_zero=True)
+        _check_seconds(self, "max_backoff", allow_zero=True)
+        _check_seconds(self, "jitter", allow_zero=True)
+        if self.max_backoff < self.initial_backoff:
+            raise ConfigurationError(
+                f"RetryPolicy.max_backoff ({self.max_backoff}) must be >= initial_backoff ({self.initial_backoff})",
+                setting="max_backoff",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """The result cache: how long entries live and how much memory they may take."""
+
+    ttl: float = 60.0
+    """Default seconds a cached result stays valid."""
+    max_entries: int = 10_000
+    """Upper bound on the number of cached results."""
+    max_bytes: int = 64 * 1024 * 1024
+    """Upper bound on the approximate memory of cached results, in bytes."""
+    max_result_rows: int = 10_000
+    """Results with more rows than this are not cached."""
+    stable_functions: frozenset[str] = frozenset()
+    """Lower-case names of user functions known to be stable/immutable, so queries calling them may be cached."""
+
+    def __post_init__(self) -> None:
+        _check_seconds(self, "ttl")
+        _check_count(self, "max_entries")
+        _check_count(self, "max_bytes", minimum=1024)
+        _check_count(self, "max_result_rows")
+        object.__setattr__(self, "stable_functions", frozenset(name.lower() for name in self.stable_functions))
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderPolicy:
+    """Which calls count as slow, and how they are written to the slow-query table."""
+
+    enabled: bool = True
+    """Record slow calls at all."""
+    threshold: float = 0.1
+    """A call taking at least this many seconds is slow."""
+    queue_size: int = 10_000
+    """Records waiting to be written; beyond this, new records are dropped and counted."""
+    batch_size: int = 500
+    """Records written per COPY."""
+    flush_interval: float = 1.0
+    """Seconds between background writes."""
+    capture_params: bool = False
+    """Store parameter values with each record (off: values may be personal data)."""
+    param_max_length: int = 200
+    """Characters kept of each stored parameter value."""
+    schema: str = "queryopt"
+    """Schema holding queryopt's own tables."""
+    dsn: str | None = None
+    """Where records are written; ``None`` means the application's database."""
+
+    def __post_init__(self) -> None:
+        _check_seconds(self, "threshold", allow_zero=True)
+        _check_count(self, "queue_size")
+        _check_count(self, "batch_size")
+        _check_seconds(self, "flush_interval")
+        _check_count(self, "param_max_length")
+        if not _IDENTIFIER.match(self.schema):
+            raise ConfigurationError(
+                f"RecorderPolicy.schema must be a lower-case identifier (letters, digits, _), got {self.schema!r}",
+                setting="schema",
+            )
+
+
+class HintMode(StrEnum):
+    """How index hints take effect."""
+
+    AUTO = "auto"
+    """pg_hint_plan when the database has it active, otherwise planner settings."""
+    PG_HINT_PLAN = "pg_hint_plan"
+    """Always a ``/*+ … */`` block (inert where pg_hint_plan is not loaded)."""
+    PLANNER_SETTINGS = "planner_settings"
+    """Transaction-local ``enable_*`` settings; these act on the whole statement, not one table."""
+    OFF = "off"
+    """Ignore hints."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything queryopt needs to run, usually built once by ``Settings.from_env()``."""
+
+    dsn: str | None = None
+    """libpq connection string or URL of the application's database."""
+    application_name: str = "queryopt"
+    """Reported to PostgreSQL for connections queryopt opens itself."""
+    timeout: TimeoutPolicy = field(default_factory=TimeoutPolicy)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    cache: CachePolicy = field(default_factory=CachePolicy)
+    recorder: RecorderPolicy = field(default_factory=RecorderPolicy)
+    hint_mode: HintMode = HintMode.AUTO
+    """How index hints take effect."""
+    hint_rules: str | None = None
+    """Path of a file with hint rules matched by query fingerprint."""
+    analysis_cache_size: int = 4096
+    """Distinct SQL texts whose analysis is kept."""
+
+    ENV_PREFIX: ClassVar[str] = "QUERYOPT_"
+
+    def __post_init__(self) -> None:
+        _check_count(self, "analysis_cache_size")
+        if not isinstance(self.hint_mode, HintMode):
+            raise ConfigurationError(
+                f"Settings.hint_mode must be a HintMode, got {self.hint_mode!r}", setting="hint_mode"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``QUERYOPT_*`` variables (see the README for the list)."""
+        env = os.environ if environ is None else environ
+        reader = _EnvReader(env)
+        default = cls()
+        timeout = TimeoutPolicy(
+            statement=reader.duration("STATEMENT_TIMEOUT", default.timeout.statement, allow_off=True),
+            connect=reader.duration("CONNECT_TIMEOUT", default.timeout.connect),
+        )
+        retry = RetryPolicy(attempts=reader.integer("RETRY_ATTEMPTS", default.retry.attempts))
+        cache = CachePolicy(
+            ttl=reader.duration("CACHE_TTL", default.cache.ttl),
+            max_entries=reader.integer("CACHE_MAX_ENTRIES", default.cache.max_entries),
+            max_bytes=reader.integer("CACHE_MAX_BYTES", default.cache.max_bytes),
+        )
+        recorder = RecorderPolicy(
+            enabled=reader.boolean("RECORD_SLOW", default.recorder.enabled),
+            threshold=reader.duration("SLOW_THRESHOLD", default.recorder.threshold),
+            capture_params=reader.boolean("RECORD_PARAMS", default.recorder.capture_params),
+            schema=reader.text("SCHEMA") or default.recorder.schema,
+            dsn=reader.text("RECORDER_DSN"),
+        )
+        return cls(
+            dsn=reader.text("DSN"),
+            application_name=reader.text("APPLICATION_NAME") or default.application_name,
+            timeout=timeout,
+            retry=retry,
+            cache=cache,
+            recorder=recorder,
+            hint_mode=reader.choice("HINT_MODE", HintMode, HintMode.AUTO),
+            hint_rules=reader.text("HINT_RULES"),
+        )
+
+
+class _EnvReader:
+    """Reads QUERYOPT_* variables; every error names the variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._current = ""
+
+    def _raw(self, suffix: str) -> str | None:
+        self._current = Settings.ENV_PREFIX + suffix
+        value = self._environ.get(self._current)
+        return value if value is not None and value.strip() != "" else None
+
+    def _fail(self, problem: str) -> ConfigurationError:
+        return ConfigurationError(f"{self._current}: {problem}", setting=self._current)
+
+    def text(self, suffix: str) -> str | None:
+        raw = self._raw(suffix)
+        return raw.strip() if raw is not None else None
+
+    def duration(self, suffix: str, default: float | None, *, allow_off: bool = False) -> Any:
+        raw = self._raw(suffix)
+        if raw is None:
+            return default
+        if allow_off and raw.strip().lower() in {"off", "none", "0"}:
+            return None
+        try:
+            return parse_duration(raw, name=self._current)
+        except ConfigurationError as exc:
+            raise self._fail(f"{raw!r} is not a duration (use e.g. 250ms, 30s, 5m)") from exc
+
+    def integer(self, suffix: str, default: int) -> int:
+        raw = self._raw(suffix)
+        if raw is None:
+            return default
+        try:
+            value = int(raw.strip().replace("_", ""))
+        except ValueError:
+            raise self._fail(f"{raw!r} is not a whole number") from None
+        if value < 1:
+            raise self._fail(f"{raw!r} must be at least 1")
+        return value
+
+    def boolean(self, suffix: str, default: bool) -> bool:
+        raw = self._raw(suffix)
+        if raw is None:
+            return default
+        value = raw.strip().lower()
+        if value in {"1", "true", "yes", "on"}:
+            return True
+        if value in {"0", "false", "no", "off"}:
+            return False
+        raise self._fail(f"{raw!r} is not a boolean (use on/off, true/false, 1/0)")
+
+    def choice(self, suffix: str, enum: type[HintMode], default: HintMode) -> HintMode:
+        raw = self._raw(suffix)
+        if raw is None:
+            return default
+        try:
+            return enum(raw.strip().lower())
+        except ValueError:
+            allowed = ", ".join(member.value for member in enum)
+            raise self._fail(f"{raw!r} is not one of {allowed}") from None

@@ -1,0 +1,173 @@
+"""The exceptions queryopt raises.
+
+Every error derives from :class:`QueryoptError`, so ``except QueryoptError``
+catches everything queryopt itself decides to raise::
+
+    QueryoptError
+     ├── ConfigurationError      a bad setting (also a ValueError)
+     ├── AnalysisError           SQL that cannot be analysed: syntax, not exactly one statement
+     ├── HintError               a hint that names a relation or index the query/catalog lacks
+     ├── QueryError              the database refused or failed a statement (keeps sqlstate)
+     │    └── QueryTimeout        the statement ran past its limit and was cancelled
+     ├── CacheError              the result cache cannot serve a request
+     ├── RecorderError           the slow-query recorder cannot be set up
+     ├── MigrationError          queryopt's own schema cannot be created or checked
+     ├── ReportError             a report cannot be produced (no table, bad window, …)
+     └── ServerError             an embedded PostgreSQL cannot be found, started or stopped
+
+Errors carry their context as attributes (``sql``, ``fingerprint``, ``sqlstate``,
+``line``, ``column``…) and pickle with it, so they cross process boundaries
+intact. Driver errors are wrapped with ``raise … from exc``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AnalysisError",
+    "CacheError",
+    "ConfigurationError",
+    "HintError",
+    "MigrationError",
+    "QueryError",
+    "QueryTimeout",
+    "QueryoptError",
+    "RecorderError",
+    "ReportError",
+    "ServerError",
+]
+
+
+def _restore(cls: type[QueryoptError], args: tuple[Any, ...], state: dict[str, Any]) -> QueryoptError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+class QueryoptError(Exception):
+    """Base class of every error queryopt raises."""
+
+    __module__ = "queryopt"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors do not survive the default exception pickling.
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+class ConfigurationError(QueryoptError, ValueError):
+    """A setting has a value queryopt cannot use; the message names the setting."""
+
+    __module__ = "queryopt"
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+class AnalysisError(QueryoptError):
+    """The SQL text cannot be analysed.
+
+    ``line`` and ``column`` (1-based) and ``highlight`` point at the offending
+    fragment when the parser located it.
+    """
+
+    __module__ = "queryopt"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        sql: str,
+        line: int | None = None,
+        column: int | None = None,
+        highlight: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.sql = sql
+        self.line = line
+        self.column = column
+        self.highlight = highlight
+
+
+class HintError(QueryoptError):
+    """A hint cannot be applied as asked: unknown relation, unknown index, conflict, bad name."""
+
+    __module__ = "queryopt"
+
+    def __init__(self, message: str, *, sql: str | None = None) -> None:
+        super().__init__(message)
+        self.sql = sql
+
+
+class QueryError(QueryoptError):
+    """The database failed a statement; ``sqlstate`` is PostgreSQL's error code."""
+
+    __module__ = "queryopt"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        sql: str | None = None,
+        fingerprint: str | None = None,
+        sqlstate: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.sql = sql
+        self.fingerprint = fingerprint
+        self.sqlstate = sqlstate
+
+
+class QueryTimeout(QueryError):
+    """The statement exceeded its time limit and was cancelled on the server.
+
+    ``limit`` and ``elapsed`` are in seconds.
+    """
+
+    __module__ = "queryopt"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        sql: str | None = None,
+        fingerprint: str | None = None,
+        sqlstate: str | None = "57014",
+        limit: float | None = None,
+        elapsed: float | None = None,
+    ) -> None:
+        super().__init__(message, sql=sql, fingerprint=fingerprint, sqlstate=sqlstate)
+        self.limit = limit
+        self.elapsed = elapsed
+
+
+class CacheError(QueryoptError):
+    """The result cache cannot serve a request (for example a misconfigured backend)."""
+
+    __module__ = "queryopt"
+
+
+class RecorderError(QueryoptError):
+    """The slow-query recorder cannot be set up or used as asked."""
+
+    __module__ = "queryopt"
+
+
+class MigrationError(QueryoptError):
+    """queryopt's own schema cannot be created, upgraded or checked."""
+
+    __module__ = "queryopt"
+
+
+class ReportError(QueryoptError):
+    """A report cannot be produced; the message says why in one line."""
+
+    __module__ = "queryopt"
+
+
+class ServerError(QueryoptError):
+    """An embedded PostgreSQL server cannot be found, started or stopped."""
+
+    __module__ = "queryopt"

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from queryopt import __version__
+from queryopt.cli import main
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"queryopt {__version__}"
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "demo" in out
+
+
+def test_console_entry_point_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "queryopt", "--version"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert __version__ in result.stdout
