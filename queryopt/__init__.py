@@ -18,6 +18,18 @@ from queryopt.errors import (
     ReportError,
     ServerError,
 )
+from queryopt.hints import (
+    HintRules,
+    HintSet,
+    JoinHint,
+    Leading,
+    Parallel,
+    PlanComparison,
+    Rows,
+    ScanHint,
+    Set,
+    explain,
+)
 
 __all__ = [
     "AnalysisError",
@@ -26,7 +38,13 @@ __all__ = [
     "ConfigurationError",
     "HintError",
     "HintMode",
+    "HintRules",
+    "HintSet",
+    "JoinHint",
+    "Leading",
     "MigrationError",
+    "Parallel",
+    "PlanComparison",
     "QueryError",
     "QueryTimeout",
     "QueryoptError",
@@ -34,8 +52,12 @@ __all__ = [
     "RecorderPolicy",
     "ReportError",
     "RetryPolicy",
+    "Rows",
+    "ScanHint",
     "ServerError",
+    "Set",
     "Settings",
     "TimeoutPolicy",
     "__version__",
+    "explain",
 ]
