@@ -74,7 +74,8 @@ def test_set_values_cannot_close_the_comment() -> None:
 @given(identifiers)
 def test_any_allowed_identifier_round_trips_through_pg_hint_plan_syntax(name: str) -> None:
     hint = ScanHint("IndexScan", name, (name,))
-    assert "*/" not in hint.render() and "/*" not in hint.render()
+    assert "*/" not in hint.render()
+    assert "/*" not in hint.render()
     assert parse_hints(hint.render()) == HintSet.of(hint)
 
 
@@ -125,7 +126,7 @@ def test_merge_keeps_one_of_equal_hints_and_refuses_conflicting_scan_methods() -
     first = HintSet.of(ScanHint("IndexScan", "o", ("a_idx",)), JoinHint("HashJoin", ("o", "c")))
     merged = first.merge(HintSet.of(JoinHint("HashJoin", ("c", "o")), ScanHint("SeqScan", "c")))
     assert merged.render() == "IndexScan(o a_idx) HashJoin(o c) SeqScan(c)"
-    with pytest.raises(HintError, match="relation 'o'.*IndexScan\\(o a_idx\\) and IndexScan\\(o b_idx\\)"):
+    with pytest.raises(HintError, match=r"relation 'o'.*IndexScan\(o a_idx\) and IndexScan\(o b_idx\)"):
         first.merge([ScanHint("IndexScan", "o", ("b_idx",))])
     with pytest.raises(HintError, match="one scan method per relation"):
         first.merge([ScanHint("NoBitmapScan", "o")])

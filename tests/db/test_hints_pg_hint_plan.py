@@ -1,0 +1,63 @@
+"""Behaviour that needs pg_hint_plan itself (skipped when the server does not preload it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from queryopt.hints import HintSet, ScanHint, apply_hint_block, hint_plan_active
+
+pytestmark = pytest.mark.pg_hint_plan
+
+Conn = psycopg.Connection[tuple[object, ...]]
+QUERY = "SELECT * FROM items WHERE v < %s"
+SEQ_PLAN_QUERY = "SELECT * FROM items WHERE v < 5"
+
+
+@pytest.fixture
+def items(conn: Conn) -> Conn:
+    conn.execute("CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL, payload text)")
+    conn.execute("INSERT INTO items SELECT g, g % 10, repeat('x', 40) FROM generate_series(1, 5000) AS g")
+    conn.execute("CREATE INDEX items_v_idx ON items (v)")
+    conn.execute('CREATE INDEX "Items%V" ON items (v)')
+    conn.execute("ANALYZE items")
+    return conn
+
+
+def scan(conn: Conn, sql: str, params: Any = None) -> tuple[str, str | None]:
+    # EXPLAIN goes in front of the text: pg_hint_plan still reads a block right after "EXPLAIN (FORMAT JSON) ".
+    row = conn.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
+    assert row is not None
+    plan = row[0][0]["Plan"]
+    return plan["Node Type"], plan.get("Index Name")
+
+
+def test_detected_as_active(items: Conn) -> None:
+    assert hint_plan_active(items, recheck=True)
+
+
+def test_placed_block_is_honoured(items: Conn) -> None:
+    hints = HintSet.of(ScanHint("IndexScan", "items", ("items_v_idx",)))
+    assert scan(items, SEQ_PLAN_QUERY) == ("Seq Scan", None)
+    assert scan(items, apply_hint_block(SEQ_PLAN_QUERY, hints, has_params=False)) == ("Index Scan", "items_v_idx")
+
+
+def test_a_tracing_comment_first_kills_the_hint_and_placement_revives_it(items: Conn) -> None:
+    dead = "/* traceparent=00-abc */ /*+ IndexScan(items items_v_idx) */ " + SEQ_PLAN_QUERY
+    assert scan(items, dead) == ("Seq Scan", None)  # the trap, as measured
+    revived = apply_hint_block(dead, HintSet(), has_params=False)
+    assert revived.startswith("/*+ IndexScan(items items_v_idx) */ /* traceparent=00-abc */")
+    assert scan(items, revived) == ("Index Scan", "items_v_idx")
+
+
+def test_quoted_index_name_with_percent_works_through_server_side_parameters(items: Conn) -> None:
+    hints = HintSet.of(ScanHint("IndexScan", "items", ("Items%V",)))
+    hinted = apply_hint_block(QUERY, hints, has_params=True)
+    assert '"Items%%V"' in hinted
+    assert scan(items, hinted, [5]) == ("Index Scan", "Items%V")
+    for _ in range(6):  # past psycopg's automatic preparation threshold, and explicitly prepared
+        assert items.execute(hinted, [5]).fetchall()
+    assert items.execute(hinted, [5], prepare=True).fetchall()
+    assert scan(items, hinted, [5]) == ("Index Scan", "Items%V")
