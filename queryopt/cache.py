@@ -15,7 +15,7 @@ without touching the rules below.
   generation counter lets an unchanged cache skip the per-table comparison.
 - **Single-flight**: concurrent identical misses wait for one execution; its
   error reaches every waiter and is not cached.
-- **Immutability**: rows are stored as tuples of tuples; results holding mutable
+- **Immutability**: results are frozen, rows are tuples; results holding mutable
   values (lists, dicts from json, arrays) are deep-copied on the way out.
 """
 
@@ -36,6 +36,7 @@ from typing import Any, Final, Protocol
 
 from queryopt.config import CachePolicy
 from queryopt.errors import CacheError
+from queryopt.result import QueryResult
 
 __all__ = [
     "ALL_TABLES",
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 Rows = tuple[tuple[Any, ...], ...]
+ResultFactory = Callable[[], QueryResult]
 VersionKey = tuple[Hashable, str | None]
 
 ALL_TABLES: Final = None
@@ -137,7 +139,7 @@ def _holds_mutable(rows: Rows) -> bool:
 class CacheEntry:
     """One cached result and what decides whether it may still be served."""
 
-    rows: Rows
+    result: QueryResult
     expires_at: float
     """Clock reading after which the entry is stale."""
     versions: tuple[int, ...]
@@ -238,7 +240,7 @@ class ResultCache:
         self._versions: dict[VersionKey, int] = {}
         self._generation = 0
         self._lock = threading.Lock()
-        self._inflight: dict[Hashable, Future[Rows]] = {}
+        self._inflight: dict[Hashable, Future[QueryResult]] = {}
         self._counters = {
             "hits": 0,
             "misses": 0,
@@ -296,8 +298,8 @@ class ResultCache:
 
     # -- lookups --------------------------------------------------------------------------------------
 
-    def get(self, key: Hashable, version_keys: tuple[VersionKey, ...]) -> Rows | None:
-        """The cached rows for ``key`` if fresh and current, else ``None`` (the hot path)."""
+    def get(self, key: Hashable, version_keys: tuple[VersionKey, ...]) -> QueryResult | None:
+        """The cached result for ``key`` if fresh and current, else ``None`` (the hot path)."""
         entry = self.backend.get(key)
         if entry is None:
             return None
@@ -313,24 +315,24 @@ class ResultCache:
                 return None
             entry.generation = generation
         self._counters["hits"] += 1
-        return copy.deepcopy(entry.rows) if entry.copy_out else entry.rows
+        return copy.deepcopy(entry.result) if entry.copy_out else entry.result
 
     def get_or_execute(
         self,
         key: Hashable,
         version_keys: tuple[VersionKey, ...],
-        execute: Callable[[], Rows],
+        execute: ResultFactory,
         *,
         ttl: float | None = None,
-    ) -> Rows:
+    ) -> QueryResult:
         """Serve ``key`` from the cache, or run ``execute`` once for all concurrent callers and store it."""
-        rows = self.get(key, version_keys)
-        if rows is not None:
-            return rows
+        cached = self.get(key, version_keys)
+        if cached is not None:
+            return cached
         with self._lock:
             leader = self._inflight.get(key)
             if leader is None:
-                future: Future[Rows] = Future()
+                future: Future[QueryResult] = Future()
                 self._inflight[key] = future
                 self._counters["misses"] += 1
             else:
@@ -340,29 +342,35 @@ class ResultCache:
         versions = self._snapshot(version_keys)
         generation = self._generation
         try:
-            rows = execute()
+            result = execute()
         except BaseException as exc:
             future.set_exception(exc)
             raise
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
-        future.set_result(rows)
-        self.store(key, rows, versions=versions, generation=generation, ttl=ttl)
-        return self._copy_out(rows)
+        future.set_result(result)
+        self.store(key, result, versions=versions, generation=generation, ttl=ttl)
+        return self._copy_out(result)
 
     def store(
-        self, key: Hashable, rows: Rows, *, versions: tuple[int, ...], generation: int, ttl: float | None = None
+        self,
+        key: Hashable,
+        result: QueryResult,
+        *,
+        versions: tuple[int, ...],
+        generation: int,
+        ttl: float | None = None,
     ) -> None:
-        """Store ``rows`` as read under ``versions`` (snapshotted before the query ran)."""
+        """Store ``result`` as read under ``versions`` (snapshotted before the query ran)."""
         lifetime = self.policy.ttl if ttl is None else ttl
         if lifetime <= 0:
             raise CacheError(f"a cache TTL must be > 0 seconds, got {lifetime!r}")
-        if len(rows) > self.policy.max_result_rows:
+        if len(result.rows) > self.policy.max_result_rows:
             self._counters["too_large"] += 1
             return
-        size = approximate_size(rows)
-        entry = CacheEntry(rows, self.clock() + lifetime, versions, generation, size, _holds_mutable(rows))
+        size = approximate_size(result.rows)
+        entry = CacheEntry(result, self.clock() + lifetime, versions, generation, size, _holds_mutable(result.rows))
         self.backend.set(key, entry, lifetime)
         self._counters["stores"] += 1
 
@@ -371,8 +379,8 @@ class ResultCache:
         return self._snapshot(version_keys), self._generation
 
     @staticmethod
-    def _copy_out(rows: Rows) -> Rows:
-        return copy.deepcopy(rows) if _holds_mutable(rows) else rows
+    def _copy_out(result: QueryResult) -> QueryResult:
+        return copy.deepcopy(result) if _holds_mutable(result.rows) else result
 
     def count_bypass(self) -> None:
         self._counters["bypasses"] += 1

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 
-from queryopt.cache import MemoryBackend, ResultCache, Rows, UnkeyableParams, canonical_params
+from queryopt.cache import MemoryBackend, ResultCache, UnkeyableParams, canonical_params
 from queryopt.config import CachePolicy
 from queryopt.errors import CacheError
+from queryopt.result import QueryResult
 
 
 class FakeClock:
@@ -19,6 +21,14 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def result(*rows: tuple[object, ...]) -> QueryResult:
+    return QueryResult(tuple(f"c{i}" for i in range(len(rows[0]) if rows else 0)), rows, len(rows))
+
+
+def returns(*rows: tuple[object, ...]) -> Callable[[], QueryResult]:
+    return lambda: result(*rows)
 
 
 SCOPE = ("db", "role")
@@ -31,20 +41,20 @@ def make_cache(**policy: object) -> tuple[ResultCache, FakeClock]:
     return ResultCache(CachePolicy(**policy), clock=clock), clock  # type: ignore[arg-type]
 
 
-def runner(rows: Rows, calls: list[int]) -> object:
-    def execute() -> Rows:
-        calls.append(1)
-        return rows
-
-    return execute
+def rows_of(found: QueryResult | None) -> object:
+    return None if found is None else found.rows
 
 
 def test_miss_then_hit() -> None:
     cache, _ = make_cache()
     calls: list[int] = []
-    rows = ((1, "a"),)
-    assert cache.get_or_execute("k", ORDERS, runner(rows, calls)) == rows  # type: ignore[arg-type]
-    assert cache.get_or_execute("k", ORDERS, runner(rows, calls)) == rows  # type: ignore[arg-type]
+
+    def execute() -> QueryResult:
+        calls.append(1)
+        return result((1, "a"))
+
+    assert cache.get_or_execute("k", ORDERS, execute).rows == ((1, "a"),)
+    assert cache.get_or_execute("k", ORDERS, execute).rows == ((1, "a"),)
     assert len(calls) == 1
     stats = cache.stats()
     assert (stats["hits"], stats["misses"], stats["stores"]) == (1, 1, 1)
@@ -52,10 +62,9 @@ def test_miss_then_hit() -> None:
 
 def test_entries_expire_after_their_ttl() -> None:
     cache, clock = make_cache(ttl=10.0)
-    calls: list[int] = []
-    cache.get_or_execute("k", ORDERS, runner(((1,),), calls))  # type: ignore[arg-type]
+    cache.get_or_execute("k", ORDERS, returns((1,)))
     clock.now += 9.9
-    assert cache.get("k", ORDERS) == ((1,),)
+    assert rows_of(cache.get("k", ORDERS)) == ((1,),)
     clock.now += 0.2
     assert cache.get("k", ORDERS) is None
     assert cache.stats()["expirations"] == 1
@@ -63,7 +72,7 @@ def test_entries_expire_after_their_ttl() -> None:
 
 def test_per_call_ttl_overrides_the_policy() -> None:
     cache, clock = make_cache(ttl=10.0)
-    cache.get_or_execute("k", ORDERS, lambda: ((1,),), ttl=1.0)
+    cache.get_or_execute("k", ORDERS, returns((1,)), ttl=1.0)
     clock.now += 1.5
     assert cache.get("k", ORDERS) is None
 
@@ -71,28 +80,28 @@ def test_per_call_ttl_overrides_the_policy() -> None:
 def test_bad_ttl_is_a_cache_error() -> None:
     cache, _ = make_cache()
     with pytest.raises(CacheError, match="TTL"):
-        cache.get_or_execute("k", ORDERS, lambda: ((1,),), ttl=0)
+        cache.get_or_execute("k", ORDERS, returns((1,)), ttl=0)
 
 
 def test_a_write_invalidates_results_that_read_its_table_only() -> None:
     cache, _ = make_cache()
-    cache.get_or_execute("orders", ORDERS, lambda: ((1,),))
-    cache.get_or_execute("customers", CUSTOMERS, lambda: ((2,),))
+    cache.get_or_execute("orders", ORDERS, returns((1,)))
+    cache.get_or_execute("customers", CUSTOMERS, returns((2,)))
     cache.bump(SCOPE, ["orders"])
     assert cache.get("orders", ORDERS) is None
-    assert cache.get("customers", CUSTOMERS) == ((2,),)
+    assert rows_of(cache.get("customers", CUSTOMERS)) == ((2,),)
 
 
 def test_a_write_in_another_scope_does_not_invalidate() -> None:
     cache, _ = make_cache()
-    cache.get_or_execute("orders", ORDERS, lambda: ((1,),))
+    cache.get_or_execute("orders", ORDERS, returns((1,)))
     cache.bump(("other-db", "role"), ["orders"])
-    assert cache.get("orders", ORDERS) == ((1,),)
+    assert rows_of(cache.get("orders", ORDERS)) == ((1,),)
 
 
 def test_catch_all_bump_invalidates_the_whole_scope() -> None:
     cache, _ = make_cache()
-    cache.get_or_execute("orders", ORDERS, lambda: ((1,),))
+    cache.get_or_execute("orders", ORDERS, returns((1,)))
     cache.bump(SCOPE, None)
     assert cache.get("orders", ORDERS) is None
 
@@ -101,31 +110,31 @@ def test_a_result_read_before_a_write_is_not_served_after_it() -> None:
     """The query starts, a write commits and bumps, then the query's result is stored: it must not be served."""
     cache, _ = make_cache()
 
-    def slow_read() -> Rows:
+    def slow_read() -> QueryResult:
         cache.bump(SCOPE, ["orders"])  # the concurrent write commits while the read runs
-        return (("old",),)
+        return result(("old",))
 
-    assert cache.get_or_execute("k", ORDERS, slow_read) == (("old",),)
+    assert cache.get_or_execute("k", ORDERS, slow_read).rows == (("old",),)
     assert cache.get("k", ORDERS) is None
 
 
 def test_explicit_invalidate_by_table_and_clear() -> None:
     cache, _ = make_cache()
-    cache.get_or_execute("orders", ORDERS, lambda: ((1,),))
-    cache.get_or_execute("customers", CUSTOMERS, lambda: ((2,),))
+    cache.get_or_execute("orders", ORDERS, returns((1,)))
+    cache.get_or_execute("customers", CUSTOMERS, returns((2,)))
     cache.invalidate(table="orders")
     assert cache.get("orders", ORDERS) is None
-    assert cache.get("customers", CUSTOMERS) == ((2,),)
+    assert rows_of(cache.get("customers", CUSTOMERS)) == ((2,),)
     cache.clear()
     assert cache.get("customers", CUSTOMERS) is None
 
 
 def test_eviction_by_entry_count_is_least_recently_used() -> None:
     cache, _ = make_cache(max_entries=2)
-    cache.get_or_execute("a", ORDERS, lambda: ((1,),))
-    cache.get_or_execute("b", ORDERS, lambda: ((2,),))
+    cache.get_or_execute("a", ORDERS, returns((1,)))
+    cache.get_or_execute("b", ORDERS, returns((2,)))
     assert cache.get("a", ORDERS) is not None  # a is now more recent than b
-    cache.get_or_execute("c", ORDERS, lambda: ((3,),))
+    cache.get_or_execute("c", ORDERS, returns((3,)))
     assert cache.get("b", ORDERS) is None
     assert cache.get("a", ORDERS) is not None
     assert cache.stats()["evictions"] == 1
@@ -135,7 +144,7 @@ def test_eviction_by_bytes_keeps_memory_bounded() -> None:
     cache, _ = make_cache(max_bytes=64 * 1024)
     payload = "x" * 4096
     for i in range(100):
-        cache.get_or_execute(i, ORDERS, lambda: ((payload,),))
+        cache.get_or_execute(i, ORDERS, returns((payload,)))
     backend = cache.backend
     assert isinstance(backend, MemoryBackend)
     assert backend.bytes <= 64 * 1024
@@ -145,58 +154,61 @@ def test_eviction_by_bytes_keeps_memory_bounded() -> None:
 
 def test_results_over_the_row_limit_are_not_stored() -> None:
     cache, _ = make_cache(max_result_rows=10)
-    rows = tuple((i,) for i in range(11))
-    assert cache.get_or_execute("k", ORDERS, lambda: rows) == rows
+    many = tuple((i,) for i in range(11))
+    assert cache.get_or_execute("k", ORDERS, returns(*many)).rows == many
     assert cache.get("k", ORDERS) is None
     assert cache.stats()["too_large"] == 1
 
 
 def test_mutable_values_handed_out_cannot_change_the_cache() -> None:
     cache, _ = make_cache()
-    first = cache.get_or_execute("k", ORDERS, lambda: (({"tags": ["a"]},),))
-    first[0][0]["tags"].append("mutated")
-    second = cache.get("k", ORDERS)
-    assert second == (({"tags": ["a"]},),)
+    first = cache.get_or_execute("k", ORDERS, returns(({"tags": ["a"]},)))
+    first.rows[0][0]["tags"].append("mutated")
+    assert rows_of(cache.get("k", ORDERS)) == (({"tags": ["a"]},),)
+
+
+def _wait_for_joins(cache: ResultCache, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while cache.stats()["singleflight_joins"] < count and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def test_single_flight_runs_once_for_concurrent_identical_misses() -> None:
     cache, _ = make_cache()
-    started = threading.Event()
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
     calls: list[int] = []
 
-    def slow() -> Rows:
+    def slow() -> QueryResult:
         calls.append(1)
         started.set()
         release.wait(5)
-        return ((42,),)
+        return result((42,))
 
-    results: list[Rows] = []
-    threads = [threading.Thread(target=lambda: results.append(cache.get_or_execute("k", ORDERS, slow)))]
-    threads[0].start()
+    results: list[QueryResult] = []
+
+    def call() -> None:
+        results.append(cache.get_or_execute("k", ORDERS, slow))
+
+    leader = threading.Thread(target=call)
+    leader.start()
     started.wait(5)
-    threads += [
-        threading.Thread(target=lambda: results.append(cache.get_or_execute("k", ORDERS, slow))) for _ in range(9)
-    ]
-    for thread in threads[1:]:
+    waiters = [threading.Thread(target=call) for _ in range(9)]
+    for thread in waiters:
         thread.start()
-    deadline = time.monotonic() + 5
-    while cache.stats()["singleflight_joins"] < 9 and time.monotonic() < deadline:
-        time.sleep(0.001)
+    _wait_for_joins(cache, 9)
     release.set()
-    for thread in threads:
+    for thread in [leader, *waiters]:
         thread.join(5)
     assert len(calls) == 1
-    assert results == [((42,),)] * 10
+    assert [r.rows for r in results] == [((42,),)] * 10
     assert cache.stats()["singleflight_joins"] == 9
 
 
 def test_single_flight_error_reaches_every_waiter_and_is_not_cached() -> None:
     cache, _ = make_cache()
-    started = threading.Event()
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
-    def failing() -> Rows:
+    def failing() -> QueryResult:
         started.set()
         release.wait(5)
         raise RuntimeError("boom")
@@ -215,15 +227,13 @@ def test_single_flight_error_reaches_every_waiter_and_is_not_cached() -> None:
     waiters = [threading.Thread(target=call) for _ in range(3)]
     for thread in waiters:
         thread.start()
-    deadline = time.monotonic() + 5
-    while cache.stats()["singleflight_joins"] < 3 and time.monotonic() < deadline:
-        time.sleep(0.001)
+    _wait_for_joins(cache, 3)
     release.set()
     for thread in [leader, *waiters]:
         thread.join(5)
     assert [str(e) for e in errors] == ["boom"] * 4
     assert cache.get("k", ORDERS) is None
-    assert cache.get_or_execute("k", ORDERS, lambda: ((1,),)) == ((1,),)
+    assert cache.get_or_execute("k", ORDERS, returns((1,))).rows == ((1,),)
 
 
 @pytest.mark.parametrize(
