@@ -131,6 +131,11 @@ class Watchdog:
             self._deadlines.pop(conn, None)
 
 
+def _set_local(conn: Connection, settings: tuple[tuple[str, str], ...]) -> None:
+    calls = ", ".join(["set_config(%s, %s, true)"] * len(settings))
+    conn.execute(f"SELECT {calls}", [item for pair in settings for item in pair])
+
+
 def _connection_lost(exc: BaseException) -> bool:
     if not isinstance(exc, psycopg.OperationalError) or isinstance(exc, (pg_errors.QueryCanceled, _Stalled)):
         return False
@@ -180,35 +185,67 @@ class Executor:
 
     def _attempt(self, statement: Statement, params: Params, limit: int, started: float) -> QueryResult:
         with self.pool.connection() as conn:
-            if getattr(conn, _TIMEOUT_ATTRIBUTE, None) != limit:
-                self._set_timeout(conn, limit)
-                self._counters["timeout_changes"] += 1
-            guarded = limit > 0
-            if guarded:
-                self.watchdog.watch(conn, started + limit / 1000 + self.timeouts.network_grace)
-            try:
-                if statement.planner_settings:
-                    with conn.transaction():
-                        self._apply_planner_settings(conn, statement.planner_settings)
-                        cursor = conn.execute(statement.text, params)
-                        rows = cursor.fetchall() if cursor.description else []
-                else:
-                    cursor = conn.execute(statement.text, params)
-                    rows = cursor.fetchall() if cursor.description else []
-            except psycopg.Error as exc:
-                if guarded and self.watchdog.release(conn):
-                    raise _Stalled(str(exc)) from exc
-                raise
-            if guarded:
-                self.watchdog.release(conn)
-            description = cursor.description
-            columns = tuple(column.name for column in description) if description else ()
-            return QueryResult(columns, tuple(rows), cursor.rowcount)
+            return self._execute_on(conn, statement, params, limit, started)
+
+    def run_on(
+        self, conn: Connection, statement: Statement, params: Params, *, limit_ms: int | None = None
+    ) -> QueryResult:
+        """Execute ``statement`` on a connection the caller holds (inside its transaction): no retries."""
+        limit = self.default_timeout_ms if limit_ms is None else limit_ms
+        started = time.perf_counter()
+        try:
+            return self._execute_on(conn, statement, params, limit, started)
+        except psycopg.Error as exc:
+            raise self._translate(statement, exc, limit, started) from exc
+
+    def _execute_on(
+        self, conn: Connection, statement: Statement, params: Params, limit: int, started: float
+    ) -> QueryResult:
+        if getattr(conn, _TIMEOUT_ATTRIBUTE, None) != limit:
+            self._set_timeout(conn, limit)
+            self._counters["timeout_changes"] += 1
+        guarded = limit > 0
+        if guarded:
+            self.watchdog.watch(conn, started + limit / 1000 + self.timeouts.network_grace)
+        try:
+            if statement.planner_settings:
+                cursor, rows = self._execute_with_settings(conn, statement, params)
+            else:
+                cursor = conn.execute(statement.text, params)
+                rows = cursor.fetchall() if cursor.description else []
+        except psycopg.Error as exc:
+            if guarded and self.watchdog.release(conn):
+                raise _Stalled(str(exc)) from exc
+            raise
+        if guarded:
+            self.watchdog.release(conn)
+        description = cursor.description
+        columns = tuple(column.name for column in description) if description else ()
+        return QueryResult(columns, tuple(rows), cursor.rowcount)
 
     @staticmethod
-    def _apply_planner_settings(conn: Connection, settings: tuple[tuple[str, str], ...]) -> None:
-        calls = ", ".join(["set_config(%s, %s, true)"] * len(settings))
-        conn.execute(f"SELECT {calls}", [item for pair in settings for item in pair])
+    def _execute_with_settings(
+        conn: Connection, statement: Statement, params: Params
+    ) -> tuple[psycopg.Cursor[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Apply transaction-local planner settings for this statement only."""
+        settings = statement.planner_settings
+        names = [name for name, _ in settings]
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            with conn.transaction():
+                _set_local(conn, settings)
+                cursor = conn.execute(statement.text, params)
+                return cursor, cursor.fetchall() if cursor.description else []
+        # Inside the caller's transaction: restore the previous values afterwards.
+        previous_row = conn.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names).fetchone()
+        previous = tuple(zip(names, (str(value) for value in previous_row or ()), strict=True))
+        _set_local(conn, settings)
+        try:
+            cursor = conn.execute(statement.text, params)
+            rows = cursor.fetchall() if cursor.description else []
+        finally:
+            if conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+                _set_local(conn, previous)
+        return cursor, rows
 
     def _retryable(self, statement: Statement, exc: BaseException) -> bool:
         if isinstance(exc, _RETRY_ANY_STATEMENT):
