@@ -1,0 +1,393 @@
+"""The result cache: keys, TTL and size bounds, single-flight, table-version invalidation.
+
+Policy lives here; storage lives behind :class:`CacheBackend`, a dumb store
+(get/set/delete/clear) so that a shared backend can replace the in-memory one
+without touching the rules below.
+
+- **Keys** are built by the caller (the optimizer) from the database identity,
+  the role and search_path, the final SQL text (hints included) and the
+  parameters in canonical typed form (:func:`canonical_params`).
+- **Validity**: an entry carries its expiry time and the versions of the tables
+  its query read, *snapshotted before the query ran*. A write bumps the
+  versions of the tables it touched after its transaction commits, so an entry
+  whose query may have seen pre-write data is never served after the write —
+  even when that query finished storing only after the write. A global
+  generation counter lets an unchanged cache skip the per-table comparison.
+- **Single-flight**: concurrent identical misses wait for one execution; its
+  error reaches every waiter and is not cached.
+- **Immutability**: results are frozen, rows are tuples; results holding mutable
+  values (lists, dicts from json, arrays) are deep-copied on the way out.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import decimal
+import sys
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from queryopt.config import CachePolicy
+from queryopt.errors import CacheError
+from queryopt.result import QueryResult
+
+__all__ = [
+    "ALL_TABLES",
+    "EVERY_SCOPE",
+    "CacheBackend",
+    "CacheEntry",
+    "MemoryBackend",
+    "ResultCache",
+    "Rows",
+    "UnkeyableParams",
+    "canonical_params",
+]
+
+Rows = tuple[tuple[Any, ...], ...]
+ResultFactory = Callable[[], QueryResult]
+VersionKey = tuple[Hashable, str | None]
+
+ALL_TABLES: Final = None
+"""The table name under which a scope's catch-all version is kept (bumped when a write's tables are unknown)."""
+EVERY_SCOPE: Final = "*"
+"""The scope under which table versions bumped for every database and role are kept."""
+
+_SCALARS: Final[frozenset[type]] = frozenset(
+    {
+        int,
+        float,
+        str,
+        bytes,
+        bool,
+        type(None),
+        decimal.Decimal,
+        datetime.date,
+        datetime.datetime,
+        datetime.time,
+        datetime.timedelta,
+        uuid.UUID,
+    }
+)
+_MUTABLE_VALUES: Final = (list, dict, bytearray, set)
+
+
+class UnkeyableParams(Exception):
+    """Parameters that cannot form a cache key (the call then bypasses the cache)."""
+
+
+def _canonical_value(value: Any) -> Hashable:
+    kind = type(value)
+    if kind in _SCALARS:
+        return (kind, value)
+    if kind is list or kind is tuple:
+        return (kind, tuple(_canonical_value(item) for item in value))
+    if kind is dict:
+        try:
+            items = sorted(value.items())
+        except TypeError:
+            raise UnkeyableParams(f"a dict parameter with keys of mixed types cannot be keyed: {value!r:.60}") from None
+        return (kind, tuple((key, _canonical_value(item)) for key, item in items))
+    raise UnkeyableParams(f"a parameter of type {kind.__name__} cannot be keyed")
+
+
+def canonical_params(params: Sequence[Any] | Mapping[str, Any] | None) -> Hashable:
+    """A hashable, typed form of query parameters: ``1``, ``1.0``, ``True`` and ``"1"`` differ.
+
+    >>> canonical_params([1]) == canonical_params([1.0])
+    False
+    >>> canonical_params({"b": 2, "a": "x"}) == canonical_params({"a": "x", "b": 2})
+    True
+
+    Raises :class:`UnkeyableParams` for values with no stable identity.
+    """
+    if params is None:
+        return ()
+    if isinstance(params, Mapping):
+        return tuple(sorted((name, _canonical_value(value)) for name, value in params.items()))
+    if len(params) == 1:
+        # The common primary-key lookup: skip the generic loop.
+        value = params[0]
+        kind = type(value)
+        if kind in _SCALARS:
+            return (kind, value)
+    return tuple(_canonical_value(value) for value in params)
+
+
+def approximate_size(rows: Rows) -> int:
+    """Approximate memory of a result in bytes, sampling large results."""
+    count = len(rows)
+    if count == 0:
+        return sys.getsizeof(rows)
+    step = max(1, count // 64)
+    sample = rows[::step]
+    sampled = sum(sys.getsizeof(row) + sum(sys.getsizeof(value) for value in row) for row in sample)
+    return sys.getsizeof(rows) + sampled * count // len(sample)
+
+
+def _holds_mutable(rows: Rows) -> bool:
+    return any(isinstance(value, _MUTABLE_VALUES) for row in rows for value in row)
+
+
+@dataclass(slots=True)
+class CacheEntry:
+    """One cached result and what decides whether it may still be served."""
+
+    result: QueryResult
+    expires_at: float
+    """Clock reading after which the entry is stale."""
+    versions: tuple[int, ...]
+    """Versions of the read tables (and the catch-all) when the query started."""
+    generation: int
+    """The cache's global generation at which ``versions`` was last found current."""
+    size: int
+    """Approximate bytes."""
+    copy_out: bool
+    """Rows hold mutable values: hand out deep copies."""
+
+
+class CacheBackend(Protocol):
+    """A dumb store: no expiry or version logic, only bounded storage."""
+
+    def get(self, key: Hashable) -> CacheEntry | None: ...
+
+    def set(self, key: Hashable, entry: CacheEntry, ttl: float) -> None: ...
+
+    def delete(self, key: Hashable) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+class MemoryBackend:
+    """In-process store: least-recently-used eviction bounded by entries and approximate bytes."""
+
+    def __init__(self, *, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.evictions = 0
+        self._entries: OrderedDict[Hashable, CacheEntry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> CacheEntry | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            try:  # noqa: SIM105 - contextlib.suppress costs more than the whole hit
+                self._entries.move_to_end(key)
+            except KeyError:  # evicted by another thread between the two calls
+                pass
+        return entry
+
+    def set(self, key: Hashable, entry: CacheEntry, ttl: float) -> None:
+        if entry.size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            self._entries[key] = entry
+            self._bytes += entry.size
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.size
+                self.evictions += 1
+
+    def delete(self, key: Hashable) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+
+class ResultCache:
+    """Cached query results with TTL, bounds, single-flight and table-version invalidation.
+
+    ``clock`` returns seconds (monotonic by default); tests may pass their own.
+    """
+
+    def __init__(
+        self,
+        policy: CachePolicy | None = None,
+        *,
+        backend: CacheBackend | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy or CachePolicy()
+        self.backend: CacheBackend = backend or MemoryBackend(
+            max_entries=self.policy.max_entries, max_bytes=self.policy.max_bytes
+        )
+        self.clock = clock
+        self._versions: dict[VersionKey, int] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._inflight: dict[Hashable, Future[QueryResult]] = {}
+        self._counters = {
+            "hits": 0,
+            "misses": 0,
+            "stores": 0,
+            "expirations": 0,
+            "stale": 0,
+            "invalidations": 0,
+            "bypasses": 0,
+            "singleflight_joins": 0,
+            "too_large": 0,
+        }
+
+    # -- versions ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def version_keys(scope: Hashable, tables: Iterable[str]) -> tuple[VersionKey, ...]:
+        """The version keys an entry depends on: each table read, in its scope and in every scope, plus the
+        scope's catch-all."""
+        unique = tuple(dict.fromkeys(tables))
+        return (
+            *((scope, table) for table in unique),
+            *((EVERY_SCOPE, table) for table in unique),
+            (scope, ALL_TABLES),
+        )
+
+    def _snapshot(self, keys: tuple[VersionKey, ...]) -> tuple[int, ...]:
+        get = self._versions.get
+        return tuple([get(key, 0) for key in keys])
+
+    def bump(self, scope: Hashable, tables: Iterable[str] | None) -> None:
+        """Invalidate results that read ``tables`` in ``scope``; ``None`` invalidates the whole scope."""
+        keys = [(scope, ALL_TABLES)] if tables is None else [(scope, table) for table in tables]
+        with self._lock:
+            for key in keys:
+                self._versions[key] = self._versions.get(key, 0) + 1
+            self._generation += 1
+            self._counters["invalidations"] += len(keys)
+
+    def invalidate(self, table: str | None = None, *, scope: Hashable | None = None) -> None:
+        """Drop results that read ``table`` (in every scope unless ``scope`` is given); no table: everything."""
+        if table is None:
+            if scope is None:
+                self.clear()
+            else:
+                self.bump(scope, None)
+        else:
+            self.bump(EVERY_SCOPE if scope is None else scope, [table])
+
+    def clear(self) -> None:
+        """Forget every cached result."""
+        self.backend.clear()
+        with self._lock:
+            self._generation += 1
+            self._counters["invalidations"] += 1
+
+    # -- lookups --------------------------------------------------------------------------------------
+
+    def get(self, key: Hashable, version_keys: tuple[VersionKey, ...]) -> QueryResult | None:
+        """The cached result for ``key`` if fresh and current, else ``None`` (the hot path)."""
+        entry = self.backend.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at <= self.clock():
+            self.backend.delete(key)
+            self._counters["expirations"] += 1
+            return None
+        if entry.generation != self._generation:
+            generation = self._generation
+            if entry.versions != self._snapshot(version_keys):
+                self.backend.delete(key)
+                self._counters["stale"] += 1
+                return None
+            entry.generation = generation
+        self._counters["hits"] += 1
+        return copy.deepcopy(entry.result) if entry.copy_out else entry.result
+
+    def get_or_execute(
+        self,
+        key: Hashable,
+        version_keys: tuple[VersionKey, ...],
+        execute: ResultFactory,
+        *,
+        ttl: float | None = None,
+    ) -> QueryResult:
+        """Serve ``key`` from the cache, or run ``execute`` once for all concurrent callers and store it."""
+        cached = self.get(key, version_keys)
+        if cached is not None:
+            return cached
+        with self._lock:
+            leader = self._inflight.get(key)
+            if leader is None:
+                future: Future[QueryResult] = Future()
+                self._inflight[key] = future
+                self._counters["misses"] += 1
+            else:
+                self._counters["singleflight_joins"] += 1
+        if leader is not None:
+            return self._copy_out(leader.result())
+        versions = self._snapshot(version_keys)
+        generation = self._generation
+        try:
+            result = execute()
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+        future.set_result(result)
+        self.store(key, result, versions=versions, generation=generation, ttl=ttl)
+        return self._copy_out(result)
+
+    def store(
+        self,
+        key: Hashable,
+        result: QueryResult,
+        *,
+        versions: tuple[int, ...],
+        generation: int,
+        ttl: float | None = None,
+    ) -> None:
+        """Store ``result`` as read under ``versions`` (snapshotted before the query ran)."""
+        lifetime = self.policy.ttl if ttl is None else ttl
+        if lifetime <= 0:
+            raise CacheError(f"a cache TTL must be > 0 seconds, got {lifetime!r}")
+        if len(result.rows) > self.policy.max_result_rows:
+            self._counters["too_large"] += 1
+            return
+        size = approximate_size(result.rows)
+        entry = CacheEntry(result, self.clock() + lifetime, versions, generation, size, _holds_mutable(result.rows))
+        self.backend.set(key, entry, lifetime)
+        self._counters["stores"] += 1
+
+    def snapshot(self, version_keys: tuple[VersionKey, ...]) -> tuple[tuple[int, ...], int]:
+        """Versions and generation to pass to :meth:`store` for a query about to run."""
+        return self._snapshot(version_keys), self._generation
+
+    @staticmethod
+    def _copy_out(result: QueryResult) -> QueryResult:
+        return copy.deepcopy(result) if _holds_mutable(result.rows) else result
+
+    def count_bypass(self) -> None:
+        self._counters["bypasses"] += 1
+
+    def stats(self) -> dict[str, int]:
+        """Plain counters: hits, misses, stores, evictions, expirations, stale, invalidations, bypasses, …"""
+        counters = dict(self._counters)
+        counters["entries"] = len(self.backend)
+        counters["evictions"] = getattr(self.backend, "evictions", 0)
+        return counters
