@@ -118,6 +118,7 @@ def _tree(plan: PlanSummary) -> Text:
         line.append(f"  (cost {node.total_cost:,.2f})", style="dim")
         text.append_text(line)
         text.append("\n")
+    text.rstrip()
     return text
 
 

@@ -29,7 +29,16 @@ from queryopt.hints.model import HintSet, ScanHint
 from queryopt.hints.resolve import IndexHintsArg, QueryRelations, resolve_hints
 from queryopt.sqltext import split_head
 
-__all__ = ["HintReport", "IndexUsage", "PlanComparison", "PlanNode", "PlanSummary", "explain", "summarize_plan"]
+__all__ = [
+    "HintReport",
+    "IndexUsage",
+    "PlanComparison",
+    "PlanNode",
+    "PlanSummary",
+    "disabled_nodes",
+    "explain",
+    "summarize_plan",
+]
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -175,14 +184,18 @@ _SECTIONS = {
 }
 
 
-def _hint_report(diagnostics: Sequence[Diagnostic]) -> HintReport:
+def _notice_text(diagnostic: Diagnostic) -> str:
+    """The notice as text, read inside the handler (psycopg frees the diagnostic after it returns)."""
+    text = diagnostic.message_primary or ""
+    return text + (f" ({diagnostic.message_detail})" if diagnostic.message_detail else "")
+
+
+def _hint_report(notices: Sequence[str]) -> HintReport:
     sections: dict[str, list[str]] = {name: [] for name in _SECTIONS.values()}
     messages: list[str] = []
-    for diagnostic in diagnostics:
-        text = diagnostic.message_primary or ""
+    for text in notices:
         if not text.startswith("pg_hint_plan:\n"):
-            detail = f" ({diagnostic.message_detail})" if diagnostic.message_detail else ""
-            messages.append(text + detail)
+            messages.append(text)
             continue
         current: list[str] | None = None
         for line in text.splitlines()[1:]:
@@ -222,18 +235,22 @@ def _explain_pair(
     prefix = _explain_prefix(analyze)
     with conn.transaction(force_rollback=True):
         before = summarize_plan(sql, _run_explain(conn, prefix + sql, params))
-    diagnostics: list[Diagnostic] = []
+    notices: list[str] = []
+
+    def collect(diagnostic: Diagnostic) -> None:
+        notices.append(_notice_text(diagnostic))
+
     with conn.transaction(force_rollback=True), ExitStack() as stack:
         if debug:
             conn.execute(
                 "SELECT set_config('pg_hint_plan.debug_print', 'on', true), "
                 "set_config('pg_hint_plan.message_level', 'notice', true)"
             )
-            conn.add_notice_handler(diagnostics.append)
-            stack.callback(conn.remove_notice_handler, diagnostics.append)
+            conn.add_notice_handler(collect)
+            stack.callback(conn.remove_notice_handler, collect)
         stack.enter_context(planner_settings_applied(conn, plan.settings))
         after = summarize_plan(plan.sql, _run_explain(conn, prefix + plan.sql, params))
-    return before, after, _hint_report(diagnostics) if debug else None
+    return before, after, _hint_report(notices) if debug else None
 
 
 def _index_usage(hints: HintSet, before: PlanSummary, after: PlanSummary) -> tuple[IndexUsage, ...]:
@@ -293,7 +310,7 @@ def explain(
         )
         debug = plan.mode is HintMode.PG_HINT_PLAN and active and bool(hint_set)
         before, after, report = _explain_pair(conn, sql, params, plan, analyze=analyze, debug=debug)
-    notes = _notes(plan, active)
+    notes = _notes(plan, active, after)
     return PlanComparison(
         sql=sql,
         hinted_sql=plan.sql,
@@ -309,8 +326,36 @@ def explain(
     )
 
 
-def _notes(plan: HintPlan, active: bool) -> tuple[str, ...]:
+_DISABLE_COST = 1.0e10  # what PostgreSQL adds to the cost of a plan node whose method is switched off
+
+
+def disabled_nodes(plan: PlanSummary) -> tuple[PlanNode, ...]:
+    """Nodes whose own method was switched off (their cost carries ``disable_cost``, their children's does not)."""
+    nodes = plan.nodes
+    found = []
+    for position, node in enumerate(nodes):
+        if node.total_cost < _DISABLE_COST:
+            continue
+        children = []
+        for later in nodes[position + 1 :]:
+            if later.depth <= node.depth:
+                break
+            if later.depth == node.depth + 1:
+                children.append(later)
+        if not any(child.total_cost >= _DISABLE_COST for child in children):
+            found.append(node)
+    return tuple(found)
+
+
+def _notes(plan: HintPlan, active: bool, after: PlanSummary) -> tuple[str, ...]:
     notes = []
+    disabled = disabled_nodes(after)
+    if disabled:
+        notes.append(
+            "the hinted plan still needs a method the hints switched off ("
+            + "; ".join(node.label for node in disabled)
+            + "): its cost includes PostgreSQL's penalty of 1e10, so the estimates are not comparable"
+        )
     if not plan.hints:
         notes.append("no hints were given: both plans are the statement as sent")
     if plan.mode is HintMode.PG_HINT_PLAN and not active:
