@@ -47,6 +47,7 @@ from queryopt.hints.resolve import (
     IndexHintsArg,
     NamedIndex,
     RelationIndexes,
+    check_relations,
     hint_requests,
     resolve_hints,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "TableInfo",
     "apply_hint_block",
     "check_identifier",
+    "check_relations",
     "database_identity",
     "existing_hints",
     "explain",

@@ -38,6 +38,7 @@ __all__ = [
     "QueryRelations",
     "RelationIndexes",
     "TableRefLike",
+    "check_relations",
     "hint_requests",
     "resolve_hints",
 ]
@@ -113,7 +114,7 @@ class _Relations:
                 )
             return name
         schema, _, table = name.rpartition(".")
-        by_table = [ref for ref in self.refs if ref.name == table and (not schema or ref.schema == schema)]
+        by_table = [ref for ref in self.refs if ref.name == table and (not schema or ref.schema in (schema, None))]
         references = list(dict.fromkeys(ref.reference for ref in by_table))
         if len(references) == 1 and len(by_table) == 1:
             return references[0]
@@ -216,13 +217,14 @@ def _locate_index(
     found = candidates()
     if not found and catalog.refresh_for([f"index:{qualified}"], conn):
         found = candidates()
+    tables = catalog.tables  # one snapshot for the whole lookup
     query_tables: dict[tuple[str, str], list[str]] = {}
     for ref in relations.refs:
         table = catalog.table(ref.schema, ref.name)
         if table is not None:
             query_tables.setdefault((table.schema, table.name), []).append(ref.reference)
     if not found:
-        known = [_index_listing(catalog.tables[key]) for key in query_tables if catalog.tables[key].indexes] or [
+        known = [_index_listing(tables[key]) for key in query_tables if key in tables and tables[key].indexes] or [
             "the query's tables have no indexes"
         ]
         raise HintError(f"no index named {qualified!r} in database {catalog.identity.dbname!r}; {'; '.join(known)}")
@@ -320,6 +322,17 @@ def _resolve(
         if catalog is not None:
             _validate_scan(hint, relations, catalog, conn)
     return result
+
+
+def check_relations(analysis: QueryRelations, index_hints: IndexHintsArg) -> None:
+    """Check, without a catalog, that every relation the hints name is one the query names (indexes unchecked)."""
+    relations = _Relations(tuple(analysis.tables))
+    for request in hint_requests(index_hints):
+        if isinstance(request, RelationIndexes):
+            relations.reference(request.relation)
+        elif not isinstance(request, NamedIndex):
+            for name in request.relations:
+                relations.reference(name)
 
 
 _CACHE_SIZE = 2048

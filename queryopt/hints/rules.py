@@ -40,6 +40,7 @@ from queryopt.hints.resolve import (
     NamedIndex,
     QueryRelations,
     RelationIndexes,
+    check_relations,
     hint_requests,
     resolve_hints,
 )
@@ -154,9 +155,8 @@ class HintRules:
             raise HintError(f"hint rule for {fingerprint} has no hints")
         rule = HintRule(fingerprint, requests, tuple(tables or ()), name, sql, source)
         if sql is not None:
-            from queryopt.analysis import analyze
-
-            problem = self._problem_with(rule, analyze(sql), self.catalog, None)
+            # Checked now as far as possible: fully with a catalog, relation names without one.
+            problem = self._problem_with(rule, analysis, self.catalog, None, relations_only=self.catalog is None)
             if isinstance(problem, RuleProblem):
                 raise HintError(str(problem))
         self._put(rule)
@@ -216,7 +216,13 @@ class HintRules:
         return self._rules.get(fingerprint)
 
     def _problem_with(
-        self, rule: HintRule, analysis: QueryRelations, catalog: Catalog | None, conn: psycopg.Connection[Any] | None
+        self,
+        rule: HintRule,
+        analysis: QueryRelations,
+        catalog: Catalog | None,
+        conn: psycopg.Connection[Any] | None,
+        *,
+        relations_only: bool = False,
     ) -> HintSet | RuleProblem:
         """The rule's hints resolved for ``analysis``, or why they do not fit."""
 
@@ -228,9 +234,12 @@ class HintRules:
             actual = sorted({ref.name for ref in analysis.tables})
             if expected != actual:
                 return problem(f"the query reads {actual}, the rule was written for {expected}")
-        if rule.names_indexes and catalog is None:
-            return problem("it names indexes, which cannot be checked without a catalog")
         try:
+            if relations_only:
+                check_relations(analysis, rule.requests)
+                return HintSet()
+            if rule.names_indexes and catalog is None:
+                return problem("it names indexes, which cannot be checked without a catalog")
             return resolve_hints(analysis, rule.requests, catalog, conn=conn)
         except HintError as exc:
             return problem(str(exc))
@@ -284,7 +293,7 @@ class HintRules:
                 continue
             from queryopt.analysis import analyze
 
-            outcome = self._problem_with(rule, analyze(rule.sql), catalog, None)
+            outcome = self._problem_with(rule, analyze(rule.sql), catalog, None, relations_only=catalog is None)
             if isinstance(outcome, RuleProblem):
                 problems[(outcome.fingerprint, outcome.problem)] = outcome
         return list(problems.values())

@@ -65,11 +65,17 @@ def test_rule_written_for_other_tables_is_reported() -> None:
     assert "the query reads ['orders'], the rule was written for ['customers']" in problem.problem
 
 
-def test_rule_naming_indexes_without_a_catalog_is_not_applied() -> None:
+def test_rule_naming_indexes_without_a_catalog_is_not_applied_until_given_one() -> None:
     rules = HintRules()
-    rules.add(analyze(ORM_SQL).fingerprint, ["orders_customer_idx"])
+    rules.add(ORM_SQL, ["orders_customer_idx"])  # relations are checked now, indexes once a catalog is known
+    with pytest.raises(HintError, match="relation 'o' is not in the query"):
+        rules.add(ORM_SQL, {"o": "orders_customer_idx"})
+    assert rules.check() == []
     assert rules.for_analysis(analyze(ORM_SQL)) is None
     assert "without a catalog" in rules.check()[0].problem
+    hints = rules.for_analysis(analyze(ORM_SQL), catalog=CATALOG)
+    assert hints is not None
+    assert hints.render() == "IndexScan(orders_1 orders_customer_idx)"
 
 
 def test_adding_a_rule_by_sql_checks_it_at_once() -> None:
@@ -151,3 +157,17 @@ def test_lookup_without_a_rule_is_cheap(caplog: pytest.LogCaptureFixture) -> Non
     rules.add(ORM_SQL, ["orders_customer_idx"])
     assert rules.for_analysis(analyze("SELECT * FROM customers")) is None
     assert caplog.records == []
+
+
+def test_readme_rules_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "rules.toml"
+    path.write_text(example)
+    rules = HintRules.load(path, catalog=CATALOG)
+    assert [rule.name for rule in rules] == ["orders of a customer", None]
+    hints = rules.for_analysis(
+        analyze("SELECT * FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = 7")
+    )
+    assert hints is not None
+    assert hints.render() == "IndexScan(o orders_customer_idx) Leading((c o))"
