@@ -7,7 +7,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from queryopt.hints import HintSet, ScanHint, apply_hint_block, hint_plan_active
+from queryopt.analysis import analyze
+from queryopt.errors import HintError
+from queryopt.hints import Catalog, HintSet, ScanHint, apply_hint_block, hint_plan_active, resolve_hints
 
 pytestmark = pytest.mark.pg_hint_plan
 
@@ -26,11 +28,16 @@ def items(conn: Conn) -> Conn:
     return conn
 
 
-def scan(conn: Conn, sql: str, params: Any = None) -> tuple[str, str | None]:
+def plan_of(conn: Conn, sql: str, params: Any = None) -> dict[str, Any]:
     # EXPLAIN goes in front of the text: pg_hint_plan still reads a block right after "EXPLAIN (FORMAT JSON) ".
     row = conn.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
     assert row is not None
-    plan = row[0][0]["Plan"]
+    plan: dict[str, Any] = row[0][0]["Plan"]
+    return plan
+
+
+def scan(conn: Conn, sql: str, params: Any = None) -> tuple[str, str | None]:
+    plan = plan_of(conn, sql, params)
     return plan["Node Type"], plan.get("Index Name")
 
 
@@ -61,3 +68,34 @@ def test_quoted_index_name_with_percent_works_through_server_side_parameters(ite
         assert items.execute(hinted, [5]).fetchall()
     assert items.execute(hinted, [5], prepare=True).fetchall()
     assert scan(items, hinted, [5]) == ("Index Scan", "Items%V")
+
+
+def test_table_name_of_an_aliased_relation_is_rewritten_to_the_alias(items: Conn) -> None:
+    sql = "SELECT * FROM items it WHERE it.v < 5"
+    naive = HintSet.of(ScanHint("IndexScan", "items", ("items_v_idx",)))
+    assert scan(items, apply_hint_block(sql, naive, has_params=False)) == ("Seq Scan", None)  # silently ignored
+    resolved = resolve_hints(analyze(sql), [ScanHint("IndexScan", "items", ("items_v_idx",))], Catalog.load(items))
+    assert resolved.render() == "IndexScan(it items_v_idx)"
+    assert scan(items, apply_hint_block(sql, resolved, has_params=False)) == ("Index Scan", "items_v_idx")
+
+
+def test_gin_index_named_alone_becomes_a_bitmap_scan_not_a_disabled_plan(items: Conn) -> None:
+    items.execute("ALTER TABLE items ADD COLUMN tags text[]")
+    items.execute("UPDATE items SET tags = ARRAY['t' || (id % 50)]")
+    items.execute("CREATE INDEX items_tags_gin ON items USING gin (tags)")
+    items.execute("ANALYZE items")
+    sql = "SELECT * FROM items WHERE tags @> ARRAY['t7']"
+    forced = HintSet.of(ScanHint("IndexScan", "items", ("items_tags_gin",)))
+    assert plan_of(items, apply_hint_block(sql, forced, has_params=False))["Total Cost"] >= 1e10  # the trap
+    resolved = resolve_hints(analyze(sql), "items_tags_gin", Catalog.load(items))
+    assert resolved.render() == "BitmapScan(items items_tags_gin)"
+    plan = plan_of(items, apply_hint_block(sql, resolved, has_params=False))
+    assert plan["Node Type"] == "Bitmap Heap Scan"
+    assert plan["Total Cost"] < 1e10
+
+
+def test_misspelt_index_would_force_a_disabled_plan_and_is_refused(items: Conn) -> None:
+    typo = HintSet.of(ScanHint("IndexScan", "items", ("items_v_idz",)))
+    assert plan_of(items, apply_hint_block(SEQ_PLAN_QUERY, typo, has_params=False))["Total Cost"] >= 1e10
+    with pytest.raises(HintError, match="items_v_idz"):
+        resolve_hints(analyze(SEQ_PLAN_QUERY), [ScanHint("IndexScan", "items", ("items_v_idz",))], Catalog.load(items))
