@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from queryopt.errors import HintError
 
-__all__ = ["Catalog", "DatabaseIdentity", "IndexInfo", "TableInfo", "database_identity"]
+__all__ = ["Catalog", "DatabaseIdentity", "IndexInfo", "TableInfo", "database_identity", "fetch_metadata"]
 
 _TABLES_SQL = """
 SELECT n.nspname, t.relname, i.relname, am.amname,
@@ -57,6 +58,20 @@ class DatabaseIdentity:
         return f"{self.dbname}@{self.system_identifier}"
 
 
+def fetch_metadata(conn: psycopg.Connection[Any], query: str) -> list[tuple[Any, ...]]:
+    """Rows of a catalog query, leaving the caller's connection in the transaction state it was in.
+
+    A connection that is not in autocommit mode would otherwise be left inside
+    a transaction queryopt opened just to read the catalog.
+    """
+    opened_here = not conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE
+    try:
+        return list(conn.execute(query).fetchall())
+    finally:
+        if opened_here:
+            conn.rollback()
+
+
 _serials = itertools.count(1)
 _identities: weakref.WeakKeyDictionary[Any, DatabaseIdentity] = weakref.WeakKeyDictionary()
 _identities_lock = threading.Lock()
@@ -68,8 +83,7 @@ def database_identity(conn: psycopg.Connection[Any]) -> DatabaseIdentity:
         known = _identities.get(conn)
     if known is not None:
         return known
-    row = conn.execute("SELECT system_identifier, current_database() FROM pg_control_system()").fetchone()
-    assert row is not None
+    (row,) = fetch_metadata(conn, "SELECT system_identifier, current_database() FROM pg_control_system()")
     identity = DatabaseIdentity(int(row[0]), str(row[1]))
     with _identities_lock:
         _identities[conn] = identity
@@ -127,9 +141,9 @@ class _Snapshot:
 
 
 def _read(conn: psycopg.Connection[Any], clock: Callable[[], float]) -> _Snapshot:
-    rows = conn.execute(_TABLES_SQL).fetchall()
-    path_row = conn.execute("SELECT current_schemas(false)").fetchone()
-    search_path = tuple(path_row[0]) if path_row and path_row[0] else ()
+    rows = fetch_metadata(conn, _TABLES_SQL)
+    ((path,),) = fetch_metadata(conn, "SELECT current_schemas(false)")
+    search_path = tuple(path or ())
     indexes: dict[tuple[str, str], list[IndexInfo]] = {}
     for schema, table, index, method, columns, unique, primary, valid, index_scan, bitmap_scan in rows:
         found = indexes.setdefault((schema, table), [])

@@ -24,7 +24,7 @@ from psycopg.pq import TransactionStatus
 
 from queryopt.config import HintMode
 from queryopt.errors import HintError
-from queryopt.hints.catalog import database_identity
+from queryopt.hints.catalog import database_identity, fetch_metadata
 from queryopt.hints.model import Hint, HintSet, JoinHint, JoinMethod, ScanHint, ScanMethod, Set
 from queryopt.hints.placement import apply_hint_block
 
@@ -70,7 +70,7 @@ def hint_plan_active(conn: psycopg.Connection[Any], *, recheck: bool = False) ->
             known = _active.get(key)
         if known is not None:
             return known
-    active = conn.execute(_ACTIVE_SQL).fetchone() is not None
+    active = bool(fetch_metadata(conn, _ACTIVE_SQL))
     with _active_lock:
         _active[key] = active
     return active

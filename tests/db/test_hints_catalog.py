@@ -3,7 +3,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from queryopt.hints import Catalog, database_identity
+from queryopt.hints import Catalog, database_identity, hint_plan_active
 from queryopt.hints.identifiers import RESERVED_KEYWORDS
 
 
@@ -96,3 +96,13 @@ def test_keywords_that_need_quotes_cover_the_servers(conn: psycopg.Connection[tu
     assert server <= RESERVED_KEYWORDS
     quoted = conn.execute("SELECT word FROM pg_get_keywords() WHERE quote_ident(word) <> word").fetchall()
     assert {row[0] for row in quoted} <= RESERVED_KEYWORDS
+
+
+def test_reading_the_catalog_leaves_a_non_autocommit_connection_idle(
+    shop: psycopg.Connection[tuple[object, ...]], dsn: str
+) -> None:
+    with psycopg.connect(dsn) as conn:
+        catalog = Catalog.load(conn)
+        assert hint_plan_active(conn, recheck=True) in (True, False)
+        assert catalog.table(None, "customers") is not None
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
