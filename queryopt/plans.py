@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -28,7 +28,6 @@ logger = logging.getLogger("queryopt")
 EXPLAINABLE_KINDS = frozenset({"select", "insert", "update", "delete", "merge"})
 MAX_PLANS_PER_BATCH = 5  # planning is cheap, but a batch of 500 distinct slow statements should not stall writes
 _STATEMENT_TIMEOUT_MS = 2000
-_CONNECT_TIMEOUT = 5
 _RECONNECT_AFTER = 60.0  # seconds without plans after the application's database could not be reached
 _MAX_TRACKED_FINGERPRINTS = 10_000
 
@@ -36,8 +35,16 @@ _MAX_TRACKED_FINGERPRINTS = 10_000
 class PlanCapture:
     """Captures plans over a connection of its own; used from one thread only."""
 
-    def __init__(self, conninfo: str, *, interval: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        interval: float,
+        clock: Callable[[], float],
+        connect_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self._conninfo = conninfo
+        self._connect_options = dict(connect_options or {"connect_timeout": 5})
         self._interval = interval
         self._clock = clock
         self._last_capture: dict[str, float] = {}
@@ -79,9 +86,7 @@ class PlanCapture:
         if self._clock() < self._retry_at:
             return None
         try:
-            conn = psycopg.connect(
-                self._conninfo, connect_timeout=_CONNECT_TIMEOUT, application_name="queryopt-plan-capture"
-            )
+            conn = psycopg.connect(self._conninfo, application_name="queryopt-plan-capture", **self._connect_options)
             conn.execute(f"SET statement_timeout = {_STATEMENT_TIMEOUT_MS}")
             conn.commit()
             conn.read_only = True

@@ -38,9 +38,26 @@ __all__ = ["SlowQuery", "SlowQueryRecorder"]
 logger = logging.getLogger("queryopt")
 
 _DEFAULT_POLICY = RecorderPolicy()
-_CONNECT_TIMEOUT = 5
+# The writer's and the plan capture's own connections: give up on a dead peer instead of waiting forever.
+BACKGROUND_CONNECTION_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 _WRITE_STATEMENT_TIMEOUT_MS = 30_000
 _FIRST_BACKOFF = 0.05  # seconds before the first retry; doubles up to RecorderPolicy.retry_max_backoff
+
+
+def _connection_options(conninfo: str, name: str) -> dict[str, Any]:
+    """The background options the connection string does not set itself (the caller's values win)."""
+    try:
+        given = conninfo_to_dict(conninfo)
+    except psycopg.Error as exc:
+        raise RecorderError(f"SlowQueryRecorder: {name} is not a valid connection string: {exc}") from None
+    return {key: value for key, value in BACKGROUND_CONNECTION_OPTIONS.items() if key not in given}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,19 +104,22 @@ class SlowQueryRecorder:
         explain_conninfo: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        for name, value in (("conninfo", conninfo), ("explain_conninfo", explain_conninfo)):
-            if value is None:
-                continue
-            try:
-                conninfo_to_dict(value)
-            except psycopg.Error as exc:
-                raise RecorderError(f"SlowQueryRecorder: {name} is not a valid connection string: {exc}") from None
+        options = _connection_options(conninfo, "conninfo")
+        explain_options = (
+            _connection_options(explain_conninfo, "explain_conninfo") if explain_conninfo is not None else {}
+        )
         self.policy = policy
         self._conninfo = conninfo
+        self._connect_options = options
         self._clock = clock
         self._table = SlowQueryTable(policy.schema)
         self._plans = (
-            PlanCapture(explain_conninfo, interval=policy.plan_interval, clock=clock)
+            PlanCapture(
+                explain_conninfo,
+                interval=policy.plan_interval,
+                clock=clock,
+                connect_options=explain_options,
+            )
             if explain_conninfo is not None and policy.capture_plans
             else None
         )
@@ -323,9 +343,7 @@ class SlowQueryRecorder:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            conn = psycopg.connect(
-                self._conninfo, connect_timeout=_CONNECT_TIMEOUT, application_name="queryopt-recorder"
-            )
+            conn = psycopg.connect(self._conninfo, application_name="queryopt-recorder", **self._connect_options)
             try:
                 conn.execute(f"SET statement_timeout = {_WRITE_STATEMENT_TIMEOUT_MS}")
                 conn.commit()

@@ -65,6 +65,10 @@ class _Window:
 
     def __init__(self) -> None:
         self.durations: list[float] = []
+        self.reset()
+
+    def reset(self) -> None:
+        self.durations.clear()
         self.next = 0
         self.total = 0.0
         self.count = 0
@@ -100,8 +104,11 @@ class QueryStats:
             window = self._windows.get(fingerprint)
             if window is None:
                 if len(self._windows) >= self._max_fingerprints:
-                    self._windows.popitem(last=False)
-                window = self._windows[fingerprint] = _Window()
+                    window = self._windows.popitem(last=False)[1]
+                    window.reset()  # reuse the evicted window: no allocation on the eviction path
+                else:
+                    window = _Window()
+                self._windows[fingerprint] = window
             else:
                 self._windows.move_to_end(fingerprint)
             durations = window.durations
