@@ -174,6 +174,8 @@ class SlowQueryRecorder:
         Returns ``False`` when the record is not queued: faster than its threshold, sampled out
         (``max_per_fingerprint`` reached in this window), queue full, or recorder closed.
         """
+        if self._thread is None:  # disabled
+            return False
         try:
             fingerprint = record.fingerprint
             window_index = int(self._clock() // self._sample_window)
@@ -271,9 +273,13 @@ class SlowQueryRecorder:
                 self._plans.close()
 
     def _take_batch(self) -> list[SlowQuery]:
-        with self._lock:
+        with self._lock:  # submitters wait while this runs: keep it C-speed
             queue = self._queue
-            return [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
+            if len(queue) <= self._batch_size:
+                batch = list(queue)
+                queue.clear()
+                return batch
+            return [queue.popleft() for _ in range(self._batch_size)]
 
     def _write_batch(self, batch: list[SlowQuery]) -> bool:
         """Write one batch, retrying while the database is unreachable; ``False`` if given up at close."""
@@ -337,7 +343,7 @@ class SlowQueryRecorder:
             logger.warning(
                 "queryopt: cannot write slow queries to %s.slow_queries (%s); %d records kept, retrying with backoff",
                 self.policy.schema,
-                str(exc).strip().splitlines()[0] if exc else "unknown error",
+                (str(exc).strip().splitlines() or [type(exc).__name__])[0],
                 pending,
             )
 

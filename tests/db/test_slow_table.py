@@ -115,7 +115,8 @@ def test_a_lost_commit_acknowledgement_does_not_duplicate_rows(dsn: str, conn: C
     migrate(dsn)
     proxy = CommitAcknowledgementCutter(dsn)
     try:
-        policy = RecorderPolicy(retry_max_backoff=0.1, max_per_fingerprint=100)
+        # One batch: the writer wakes only for flush() (no timer, batch_size not reached).
+        policy = RecorderPolicy(retry_max_backoff=0.1, max_per_fingerprint=100, flush_interval=600)
         with SlowQueryRecorder(proxy.dsn, policy) as recorder:
             for number in range(20):
                 assert recorder.submit(slow_query(number))
