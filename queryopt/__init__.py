@@ -18,8 +18,12 @@ from queryopt.errors import (
     ReportError,
     ServerError,
 )
+from queryopt.recorder import SlowQuery, SlowQueryRecorder
+from queryopt.stats import Alert, AlertSeverity, QueryStats
 
 __all__ = [
+    "Alert",
+    "AlertSeverity",
     "AnalysisError",
     "CacheError",
     "CachePolicy",
@@ -28,6 +32,7 @@ __all__ = [
     "HintMode",
     "MigrationError",
     "QueryError",
+    "QueryStats",
     "QueryTimeout",
     "QueryoptError",
     "RecorderError",
@@ -36,6 +41,8 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "Settings",
+    "SlowQuery",
+    "SlowQueryRecorder",
     "TimeoutPolicy",
     "__version__",
 ]
