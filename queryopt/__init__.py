@@ -4,6 +4,15 @@ The public API is what ``__all__`` lists; every other module and name may change
 """
 
 from queryopt._version import __version__
+from queryopt.analysis import (
+    Analysis,
+    PlaceholderStyle,
+    StatementKind,
+    TableRef,
+    analysis_cache_info,
+    analyze,
+    set_analysis_cache_size,
+)
 from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
 from queryopt.errors import (
     AnalysisError,
@@ -20,6 +29,7 @@ from queryopt.errors import (
 )
 
 __all__ = [
+    "Analysis",
     "AnalysisError",
     "CacheError",
     "CachePolicy",
@@ -27,6 +37,7 @@ __all__ = [
     "HintError",
     "HintMode",
     "MigrationError",
+    "PlaceholderStyle",
     "QueryError",
     "QueryTimeout",
     "QueryoptError",
@@ -36,6 +47,11 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "Settings",
+    "StatementKind",
+    "TableRef",
     "TimeoutPolicy",
     "__version__",
+    "analysis_cache_info",
+    "analyze",
+    "set_analysis_cache_size",
 ]

@@ -4,8 +4,9 @@ The pass is pre-order, so each node's facts are read before the node is
 replaced: a placeholder is recorded with its style, then becomes a plain
 ``%s``. Literals, booleans, negative numbers, typed strings and interval
 constants become placeholders too; unquoted identifiers are folded to lower
-case. Two kinds of literal stay, because they are structure, not data: the
-position in ``ORDER BY 1`` / ``GROUP BY 1`` and type modifiers (``numeric(10, 2)``).
+case and bare words (option names, units) to upper case. Two kinds of literal
+stay, because they are structure, not data: the position in ``ORDER BY 1`` /
+``GROUP BY 1`` and type modifiers (``numeric(10, 2)``).
 The tree is the caller's own copy (fresh from the parser) and is discarded after.
 """
 
@@ -39,6 +40,7 @@ _STRUCTURAL_LITERAL_PARENTS = (exp.Ordered, exp.Group, exp.DataTypeParam)
 
 (
     _IDENTIFIER,
+    _VAR,
     _TABLE,
     _FUNCTION,
     _TYPED_FUNCTION,
@@ -56,10 +58,11 @@ _STRUCTURAL_LITERAL_PARENTS = (exp.Ordered, exp.Group, exp.DataTypeParam)
     _CTE,
     _SAMPLE,
     _LIST,
-) = range(18)
+) = range(19)
 
 _CODES: dict[type[exp.Expr], int] = {
     exp.Identifier: _IDENTIFIER,
+    exp.Var: _VAR,
     exp.Table: _TABLE,
     exp.Anonymous: _FUNCTION,
     exp.AnonymousAggFunc: _FUNCTION,
@@ -142,6 +145,9 @@ def survey(root: exp.Expr) -> TreeFacts:
         if code == _IDENTIFIER:
             if not node.args.get("quoted"):
                 node.args["this"] = fold_identifier(node.this, quoted=False)
+        elif code == _VAR:  # option names, units, keywords sqlglot keeps as words: case-insensitive
+            if isinstance(node.this, str):
+                node.args["this"] = node.this.upper()
         elif code == _TABLE:
             if isinstance(node.this, exp.Identifier):
                 facts.tables.append(cast(exp.Table, node))
