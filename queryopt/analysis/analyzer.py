@@ -8,7 +8,7 @@ from sqlglot import exp
 from sqlglot.errors import TokenError
 from sqlglot.tokenizer_core import Token
 
-from queryopt.analysis.fingerprint import collapse_lists, fingerprint_of, normalized_text
+from queryopt.analysis.fingerprinting import collapse_lists, fingerprint_of, normalized_text
 from queryopt.analysis.functions import Volatility, unclassified_reason
 from queryopt.analysis.lexical import CommandText, command_text, refresh_target
 from queryopt.analysis.model import Analysis, PlaceholderStyle, StatementKind, TableRef

@@ -127,9 +127,12 @@ def parse_statement(sql: str) -> ParsedStatement:
     try:
         trees = _tools.parser.parse(tokens, sql)
     except ParseError as error:
-        if unmodelled and _statement_count(tokens) == 1:
-            return ParsedStatement(None, tokens, verb)
-        raise _syntax_error(sql, error) from error
+        if not unmodelled:
+            raise _syntax_error(sql, error) from error
+        count = _statement_count(tokens)
+        if count != 1:
+            raise _count_error(sql, count) from error
+        return ParsedStatement(None, tokens, verb)
     statements = [tree for tree in trees if tree is not None and not isinstance(tree, exp.Semicolon)]
     if len(statements) != 1:
         raise _count_error(sql, len(statements))

@@ -73,6 +73,7 @@ def test_statement_kinds(sql: str, kind: StatementKind) -> None:
         ("SELECT 1; DROP TABLE x", 2),
         ("SELECT 1; SELECT 2; SELECT 3;", 3),
         ("SAVEPOINT a; DROP TABLE x", 2),
+        ("RELEASE SAVEPOINT a; SELECT 1", 2),
         ("SELECT ';' AS semi; SELECT $$;$$", 2),
     ],
 )
