@@ -4,6 +4,15 @@ The public API is what ``__all__`` lists; every other module and name may change
 """
 
 from queryopt._version import __version__
+from queryopt.analysis import (
+    Analysis,
+    PlaceholderStyle,
+    StatementKind,
+    TableRef,
+    analysis_cache_info,
+    analyze,
+    set_analysis_cache_size,
+)
 from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
 from queryopt.errors import (
     AnalysisError,
@@ -24,6 +33,7 @@ from queryopt.stats import Alert, AlertSeverity, QueryStats
 __all__ = [
     "Alert",
     "AlertSeverity",
+    "Analysis",
     "AnalysisError",
     "CacheError",
     "CachePolicy",
@@ -31,6 +41,7 @@ __all__ = [
     "HintError",
     "HintMode",
     "MigrationError",
+    "PlaceholderStyle",
     "QueryError",
     "QueryStats",
     "QueryTimeout",
@@ -43,6 +54,11 @@ __all__ = [
     "Settings",
     "SlowQuery",
     "SlowQueryRecorder",
+    "StatementKind",
+    "TableRef",
     "TimeoutPolicy",
     "__version__",
+    "analysis_cache_info",
+    "analyze",
+    "set_analysis_cache_size",
 ]
