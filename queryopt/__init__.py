@@ -4,6 +4,15 @@ The public API is what ``__all__`` lists; every other module and name may change
 """
 
 from queryopt._version import __version__
+from queryopt.analysis import (
+    Analysis,
+    PlaceholderStyle,
+    StatementKind,
+    TableRef,
+    analysis_cache_info,
+    analyze,
+    set_analysis_cache_size,
+)
 from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
 from queryopt.errors import (
     AnalysisError,
@@ -30,8 +39,13 @@ from queryopt.hints import (
     Set,
     explain,
 )
+from queryopt.recorder import SlowQuery, SlowQueryRecorder
+from queryopt.stats import Alert, AlertSeverity, QueryStats
 
 __all__ = [
+    "Alert",
+    "AlertSeverity",
+    "Analysis",
     "AnalysisError",
     "CacheError",
     "CachePolicy",
@@ -44,8 +58,10 @@ __all__ = [
     "Leading",
     "MigrationError",
     "Parallel",
+    "PlaceholderStyle",
     "PlanComparison",
     "QueryError",
+    "QueryStats",
     "QueryTimeout",
     "QueryoptError",
     "RecorderError",
@@ -57,7 +73,14 @@ __all__ = [
     "ServerError",
     "Set",
     "Settings",
+    "SlowQuery",
+    "SlowQueryRecorder",
+    "StatementKind",
+    "TableRef",
     "TimeoutPolicy",
     "__version__",
+    "analysis_cache_info",
+    "analyze",
     "explain",
+    "set_analysis_cache_size",
 ]

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from queryopt.errors import ConfigurationError
@@ -30,6 +31,8 @@ __all__ = [
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
+_MAX_BATCH_SIZE = 100_000  # record ids number the rows of one batch in their low bits
 
 
 def parse_duration(text: str, *, name: str = "duration") -> float:
@@ -159,11 +162,41 @@ class RecorderPolicy:
     """Schema holding queryopt's own tables."""
     dsn: str | None = None
     """Where records are written; ``None`` means the application's database."""
+    thresholds: Mapping[str, float] = field(default_factory=dict, hash=False)
+    """Per-fingerprint thresholds in seconds (fingerprint → seconds), overriding ``threshold`` for those queries."""
+    max_per_fingerprint: int = 60
+    """Records kept per fingerprint per ``sample_window``; more are sampled out (counted, not written)."""
+    sample_window: float = 60.0
+    """Seconds over which ``max_per_fingerprint`` is counted."""
+    capture_plans: bool = True
+    """Store ``EXPLAIN (FORMAT JSON)`` of slow statements (never ANALYZE), captured by the background thread."""
+    plan_interval: float = 300.0
+    """Seconds between two plan captures of one fingerprint."""
+    retry_max_backoff: float = 30.0
+    """Longest wait in seconds between two attempts to write to an unreachable database."""
+    stats_window: int = 100
+    """Recent calls per fingerprint that the live statistics and the alert baseline cover."""
+    stats_max_fingerprints: int = 1000
+    """Fingerprints the live statistics track; the least recently seen one is evicted beyond this."""
+    alert_warning_factor: float = 2.0
+    """A call slower than this times its fingerprint's baseline (recent mean) raises a warning."""
+    alert_critical_factor: float = 3.0
+    """A call slower than this times its fingerprint's baseline raises a critical alert."""
+    alert_cooldown: float = 300.0
+    """Seconds after an alert during which the same fingerprint raises no other alert."""
+    alert_min_samples: int = 10
+    """Calls a fingerprint needs in its window before its baseline is trusted for alerts."""
+    alert_min_duration: float = 0.01
+    """Calls faster than this many seconds never raise an alert, whatever their baseline."""
 
     def __post_init__(self) -> None:
         _check_seconds(self, "threshold", allow_zero=True)
         _check_count(self, "queue_size")
         _check_count(self, "batch_size")
+        if self.batch_size > _MAX_BATCH_SIZE:
+            raise ConfigurationError(
+                f"RecorderPolicy.batch_size must be <= {_MAX_BATCH_SIZE}, got {self.batch_size!r}", setting="batch_size"
+            )
         _check_seconds(self, "flush_interval")
         _check_count(self, "param_max_length")
         if not _IDENTIFIER.match(self.schema):
@@ -171,6 +204,57 @@ class RecorderPolicy:
                 f"RecorderPolicy.schema must be a lower-case identifier (letters, digits, _), got {self.schema!r}",
                 setting="schema",
             )
+        object.__setattr__(self, "thresholds", _check_thresholds(self.thresholds))
+        _check_count(self, "max_per_fingerprint")
+        _check_seconds(self, "sample_window")
+        _check_seconds(self, "plan_interval", allow_zero=True)
+        _check_seconds(self, "retry_max_backoff")
+        _check_count(self, "stats_window", minimum=2)
+        _check_count(self, "stats_max_fingerprints")
+        for name in ("alert_warning_factor", "alert_critical_factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 1:
+                raise ConfigurationError(f"RecorderPolicy.{name} must be a number > 1, got {value!r}", setting=name)
+        if self.alert_critical_factor < self.alert_warning_factor:
+            raise ConfigurationError(
+                f"RecorderPolicy.alert_critical_factor ({self.alert_critical_factor}) must be >= "
+                f"alert_warning_factor ({self.alert_warning_factor})",
+                setting="alert_critical_factor",
+            )
+        _check_seconds(self, "alert_cooldown", allow_zero=True)
+        _check_count(self, "alert_min_samples")
+        _check_seconds(self, "alert_min_duration", allow_zero=True)
+
+    def threshold_for(self, fingerprint: str) -> float:
+        """The slow threshold in seconds for one fingerprint.
+
+        >>> RecorderPolicy(thresholds={"0123456789abcdef": 2.0}).threshold_for("0123456789abcdef")
+        2.0
+        >>> RecorderPolicy().threshold_for("0123456789abcdef")
+        0.1
+        """
+        return self.thresholds.get(fingerprint, self.threshold)
+
+
+def _check_thresholds(thresholds: object) -> Mapping[str, float]:
+    if not isinstance(thresholds, Mapping):
+        raise ConfigurationError(
+            f"RecorderPolicy.thresholds must map fingerprints to seconds, got {thresholds!r}", setting="thresholds"
+        )
+    checked: dict[str, float] = {}
+    for fingerprint, seconds in thresholds.items():
+        if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint):
+            raise ConfigurationError(
+                f"RecorderPolicy.thresholds: {fingerprint!r} is not a query fingerprint (16 lower-case hex digits)",
+                setting="thresholds",
+            )
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+            raise ConfigurationError(
+                f"RecorderPolicy.thresholds[{fingerprint!r}] must be a number of seconds >= 0, got {seconds!r}",
+                setting="thresholds",
+            )
+        checked[fingerprint] = float(seconds)
+    return MappingProxyType(checked)
 
 
 class HintMode(StrEnum):

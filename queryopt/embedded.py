@@ -194,24 +194,33 @@ class EmbeddedPostgres:
         return f"{scheme}://{_SUPERUSER}@/{quote(dbname)}?host={quote(str(self.socket_dir))}&port=5432"
 
     def start(self) -> EmbeddedPostgres:
+        """Start the server: a fresh cluster, or the one kept by ``stop(keep_data=True)``."""
         if self._process is not None:
             raise ServerError("the embedded server is already started")
-        remove_stale_clusters(self.base_dir)
-        self.directory = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=self.base_dir))
+        reuse = self.directory is not None and (self.directory / "data" / "PG_VERSION").exists()
+        if not reuse:
+            remove_stale_clusters(self.base_dir)
+            self.directory = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=self.base_dir))
         try:
-            (self.directory / _OWNER_FILE).write_text(f"{os.getpid()}\n")
-            self._initdb()
+            if not reuse:
+                (self.socket_dir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
+                self._initdb()
             self._launch()
             self._wait_until_ready()
         except BaseException:
             self.stop()
             raise
         if not self.keep:
+            atexit.unregister(self.stop)
             atexit.register(self.stop)
         return self
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Shut the server down (fast mode, then immediate) and delete its directory."""
+    def stop(self, timeout: float = 15.0, *, keep_data: bool = False) -> None:
+        """Shut the server down (fast mode, then immediate) and delete its directory.
+
+        ``keep_data=True`` keeps the cluster so that ``start()`` brings the same data back
+        (the directory is still removed at interpreter exit).
+        """
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGKILL):
@@ -222,10 +231,17 @@ class EmbeddedPostgres:
                     break
                 except subprocess.TimeoutExpired:
                     continue
+        if keep_data and self.directory is not None:
+            return
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
         atexit.unregister(self.stop)
+
+    def restart(self, timeout: float = 15.0) -> EmbeddedPostgres:
+        """Stop the server and start it again on the same data."""
+        self.stop(timeout, keep_data=True)
+        return self.start()
 
     def __enter__(self) -> EmbeddedPostgres:
         return self.start()

@@ -21,12 +21,14 @@ from typing import Any
 import psycopg
 from psycopg.errors import Diagnostic
 
+from queryopt.analysis import StatementKind
+from queryopt.analysis import analyze as analyze_sql
 from queryopt.config import HintMode
 from queryopt.errors import HintError, QueryError
 from queryopt.hints.catalog import Catalog, database_identity
 from queryopt.hints.effect import HintPlan, hint_plan_active, plan_hints, planner_settings_applied
 from queryopt.hints.model import HintSet, ScanHint
-from queryopt.hints.resolve import IndexHintsArg, QueryRelations, resolve_hints
+from queryopt.hints.resolve import IndexHintsArg, resolve_hints
 from queryopt.sqltext import split_head
 
 __all__ = [
@@ -212,6 +214,9 @@ def _hint_report(notices: Sequence[str]) -> HintReport:
     )
 
 
+_EXPLAINABLE = frozenset(
+    {StatementKind.SELECT, StatementKind.INSERT, StatementKind.UPDATE, StatementKind.DELETE, StatementKind.MERGE}
+)
 _LEADING_EXPLAIN = re.compile(r"explain\b", re.IGNORECASE)
 
 
@@ -286,8 +291,6 @@ def explain(
     the catalog first (:class:`~queryopt.HintError`). ``analyze=True`` runs the
     statement; the default only plans it.
     """
-    from queryopt.analysis import analyze as analyze_sql
-
     body = sql[split_head(sql).body_start :]
     if _LEADING_EXPLAIN.match(body):
         raise HintError("pass the statement itself: explain() adds EXPLAIN (FORMAT JSON) on its own", sql=sql)
@@ -296,7 +299,11 @@ def explain(
             conn: psycopg.Connection[Any] = stack.enter_context(psycopg.connect(conninfo_or_conn, autocommit=True))
         else:
             conn = conninfo_or_conn
-        analysis: QueryRelations = analyze_sql(sql)
+        analysis = analyze_sql(sql)
+        if analysis.kind not in _EXPLAINABLE:
+            raise HintError(
+                f"EXPLAIN takes SELECT, INSERT, UPDATE, DELETE or MERGE, not a {analysis.kind.value} statement", sql=sql
+            )
         catalog = catalog if catalog is not None else Catalog.for_connection(conn)
         hint_set = resolve_hints(analysis, hints, catalog, conn=conn)
         active = hint_plan_active(conn)

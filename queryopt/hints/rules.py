@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import psycopg
 
+from queryopt.analysis import analyze
 from queryopt.errors import ConfigurationError, HintError
 from queryopt.hints.catalog import Catalog
 from queryopt.hints.model import HintSet, ScanHint
@@ -144,8 +145,6 @@ class HintRules:
         if _FINGERPRINT.fullmatch(text):
             fingerprint = text
         else:
-            from queryopt.analysis import analyze
-
             analysis = analyze(fingerprint_or_sql)
             fingerprint, sql = analysis.fingerprint, fingerprint_or_sql
             if tables is None:
@@ -291,8 +290,6 @@ class HintRules:
                             found = RuleProblem(rule.fingerprint, rule.label, f"table {table!r} is not in the catalog")
                             problems[(found.fingerprint, found.problem)] = found
                 continue
-            from queryopt.analysis import analyze
-
             outcome = self._problem_with(rule, analyze(rule.sql), catalog, None, relations_only=catalog is None)
             if isinstance(outcome, RuleProblem):
                 problems[(outcome.fingerprint, outcome.problem)] = outcome

@@ -105,3 +105,27 @@ def _alive(pid: int) -> bool:
             return "State:\tZ" not in status.read()
     except FileNotFoundError:
         return False
+
+
+def test_stop_keeping_data_then_start_brings_the_same_data_back() -> None:
+    server = EmbeddedPostgres().start()
+    try:
+        with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)")
+        first_pid, directory = server.pid, server.socket_dir
+        server.stop(keep_data=True)
+        assert not server.running
+        assert not _alive(first_pid)
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(server.conninfo(), connect_timeout=2).close()
+        server.start()
+        assert server.socket_dir == directory
+        with psycopg.connect(server.conninfo()) as conn:
+            assert conn.execute("SELECT v FROM kept").fetchall() == [(42,)]
+        server.restart()
+        assert server.pid != first_pid
+        with psycopg.connect(server.conninfo()) as conn:
+            assert conn.execute("SELECT v FROM kept").fetchall() == [(42,)]
+    finally:
+        server.stop()
+    assert not directory.exists()

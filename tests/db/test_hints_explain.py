@@ -95,6 +95,8 @@ def test_explain_with_parameters_and_analyze_leaves_no_trace(items: Conn) -> Non
 def test_explain_refuses_explain_and_bad_hints(items: Conn) -> None:
     with pytest.raises(HintError, match="statement itself"):
         explain(items, "/* x */ EXPLAIN " + QUERY)
+    with pytest.raises(HintError, match="not a ddl statement"):
+        explain(items, "CREATE TABLE nope (id int)")
     with pytest.raises(HintError, match="relation 'items_1' is not in the query"):
         explain(items, QUERY, hints={"items_1": "items_v_idx"})
 

@@ -1,0 +1,1 @@
+"""Real-world SQL texts the analysis tests and benchmarks run over."""
