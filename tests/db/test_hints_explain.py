@@ -11,7 +11,7 @@ from queryopt.analysis import analyze
 from queryopt.cli import main
 from queryopt.config import HintMode
 from queryopt.errors import HintError
-from queryopt.hints import Catalog, IndexUsage, explain, resolve_hints
+from queryopt.hints import Catalog, IndexUsage, explain, hint_plan_active, resolve_hints
 
 Conn = psycopg.Connection[tuple[object, ...]]
 QUERY = "SELECT * FROM items i WHERE i.v < 5"
@@ -145,3 +145,10 @@ def test_cli_bad_hint_is_one_line_and_exit_2(items: Conn, dsn: str, capsys: pyte
     assert status == 2
     assert err.startswith("queryopt: error: no index named 'items_typo_idx'")
     assert err.count("\n") == 1
+
+
+def test_auto_mode_makes_the_hint_take_effect_either_way(items: Conn) -> None:
+    comparison = explain(items, QUERY, hints="items_v_idx")
+    expected = HintMode.PG_HINT_PLAN if hint_plan_active(items) else HintMode.PLANNER_SETTINGS
+    assert comparison.mode is expected
+    assert comparison.index_usage == (IndexUsage("i", "items_v_idx", used_before=False, used_after=True),)
