@@ -26,10 +26,10 @@ from queryopt.hints.effect import (
     unsupported_by_planner_settings,
 )
 from queryopt.hints.explain import HintReport, IndexUsage, PlanComparison, PlanNode, PlanSummary, explain
+from queryopt.hints.hintset import HintSet
 from queryopt.hints.identifiers import check_identifier, quote_identifier
 from queryopt.hints.model import (
     Hint,
-    HintSet,
     JoinHint,
     JoinMethod,
     JoinTree,

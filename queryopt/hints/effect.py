@@ -25,7 +25,8 @@ from psycopg.pq import TransactionStatus
 from queryopt.config import HintMode
 from queryopt.errors import HintError
 from queryopt.hints.catalog import database_identity, fetch_metadata
-from queryopt.hints.model import Hint, HintSet, JoinHint, JoinMethod, ScanHint, ScanMethod, Set
+from queryopt.hints.hintset import HintSet
+from queryopt.hints.model import Hint, JoinHint, JoinMethod, ScanHint, ScanMethod, Set
 from queryopt.hints.placement import apply_hint_block
 
 __all__ = [

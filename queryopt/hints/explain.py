@@ -27,7 +27,8 @@ from queryopt.config import HintMode
 from queryopt.errors import HintError, QueryError
 from queryopt.hints.catalog import Catalog, database_identity
 from queryopt.hints.effect import HintPlan, hint_plan_active, plan_hints, planner_settings_applied
-from queryopt.hints.model import HintSet, ScanHint
+from queryopt.hints.hintset import HintSet
+from queryopt.hints.model import ScanHint
 from queryopt.hints.resolve import IndexHintsArg, resolve_hints
 from queryopt.sqltext import split_head
 

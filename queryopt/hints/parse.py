@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from queryopt.errors import HintError
+from queryopt.hints.hintset import HintSet
 from queryopt.hints.model import (
     Hint,
-    HintSet,
     JoinHint,
     JoinMethod,
     JoinTree,

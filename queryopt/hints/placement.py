@@ -11,7 +11,7 @@ leading comments follow the block; the statement itself is never rewritten.
 from __future__ import annotations
 
 from queryopt.errors import HintError
-from queryopt.hints.model import HintSet
+from queryopt.hints.hintset import HintSet
 from queryopt.hints.parse import parse_hints
 from queryopt.sqltext import SqlHead, split_head
 

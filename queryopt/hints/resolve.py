@@ -28,7 +28,8 @@ import psycopg
 
 from queryopt.errors import HintError
 from queryopt.hints.catalog import Catalog, IndexInfo, TableInfo
-from queryopt.hints.model import HINT_TYPES, Hint, HintSet, ScanHint, ScanMethod
+from queryopt.hints.hintset import HintSet
+from queryopt.hints.model import HINT_TYPES, Hint, ScanHint, ScanMethod
 from queryopt.hints.parse import parse_hints
 
 __all__ = [

@@ -34,7 +34,8 @@ import psycopg
 from queryopt.analysis import analyze
 from queryopt.errors import ConfigurationError, HintError
 from queryopt.hints.catalog import Catalog
-from queryopt.hints.model import HintSet, ScanHint
+from queryopt.hints.hintset import HintSet
+from queryopt.hints.model import ScanHint
 from queryopt.hints.resolve import (
     HintRequest,
     IndexHintsArg,
