@@ -27,6 +27,18 @@ from queryopt.errors import (
     ReportError,
     ServerError,
 )
+from queryopt.hints import (
+    HintRules,
+    HintSet,
+    JoinHint,
+    Leading,
+    Parallel,
+    PlanComparison,
+    Rows,
+    ScanHint,
+    Set,
+    explain,
+)
 from queryopt.recorder import SlowQuery, SlowQueryRecorder
 from queryopt.stats import Alert, AlertSeverity, QueryStats
 
@@ -40,8 +52,14 @@ __all__ = [
     "ConfigurationError",
     "HintError",
     "HintMode",
+    "HintRules",
+    "HintSet",
+    "JoinHint",
+    "Leading",
     "MigrationError",
+    "Parallel",
     "PlaceholderStyle",
+    "PlanComparison",
     "QueryError",
     "QueryStats",
     "QueryTimeout",
@@ -50,7 +68,10 @@ __all__ = [
     "RecorderPolicy",
     "ReportError",
     "RetryPolicy",
+    "Rows",
+    "ScanHint",
     "ServerError",
+    "Set",
     "Settings",
     "SlowQuery",
     "SlowQueryRecorder",
@@ -60,5 +81,6 @@ __all__ = [
     "__version__",
     "analysis_cache_info",
     "analyze",
+    "explain",
     "set_analysis_cache_size",
 ]

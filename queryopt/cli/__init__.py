@@ -13,14 +13,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from queryopt._version import __version__
-from queryopt.cli import demo, migrate, prune
+from queryopt.cli import demo, explain, migrate, prune
 from queryopt.errors import QueryoptError
 
 __all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-_COMMAND_MODULES = (demo, migrate, prune)
+_COMMAND_MODULES = (demo, explain, migrate, prune)
 
 
 def build_parser() -> argparse.ArgumentParser:
