@@ -13,6 +13,7 @@ from queryopt.analysis import (
     analyze,
     set_analysis_cache_size,
 )
+from queryopt.cache import ResultCache
 from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
 from queryopt.errors import (
     AnalysisError,
@@ -39,7 +40,17 @@ from queryopt.hints import (
     Set,
     explain,
 )
+from queryopt.optimizer import (
+    CacheDecision,
+    Optimizer,
+    Transaction,
+    configure,
+    default_optimizer,
+    metrics_summary,
+    optimize_query,
+)
 from queryopt.recorder import SlowQuery, SlowQueryRecorder
+from queryopt.result import QueryResult
 from queryopt.stats import Alert, AlertSeverity, QueryStats
 
 __all__ = [
@@ -47,6 +58,7 @@ __all__ = [
     "AlertSeverity",
     "Analysis",
     "AnalysisError",
+    "CacheDecision",
     "CacheError",
     "CachePolicy",
     "ConfigurationError",
@@ -57,16 +69,19 @@ __all__ = [
     "JoinHint",
     "Leading",
     "MigrationError",
+    "Optimizer",
     "Parallel",
     "PlaceholderStyle",
     "PlanComparison",
     "QueryError",
+    "QueryResult",
     "QueryStats",
     "QueryTimeout",
     "QueryoptError",
     "RecorderError",
     "RecorderPolicy",
     "ReportError",
+    "ResultCache",
     "RetryPolicy",
     "Rows",
     "ScanHint",
@@ -78,9 +93,14 @@ __all__ = [
     "StatementKind",
     "TableRef",
     "TimeoutPolicy",
+    "Transaction",
     "__version__",
     "analysis_cache_info",
     "analyze",
+    "configure",
+    "default_optimizer",
     "explain",
+    "metrics_summary",
+    "optimize_query",
     "set_analysis_cache_size",
 ]

@@ -33,6 +33,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from queryopt.config import RetryPolicy, TimeoutPolicy
 from queryopt.errors import QueryError, QueryTimeout
+from queryopt.hints import planner_settings_applied
 from queryopt.result import QueryResult
 
 __all__ = ["Executor", "Statement", "Watchdog", "timeout_ms"]
@@ -131,11 +132,6 @@ class Watchdog:
             self._deadlines.pop(conn, None)
 
 
-def _set_local(conn: Connection, settings: tuple[tuple[str, str], ...]) -> None:
-    calls = ", ".join(["set_config(%s, %s, true)"] * len(settings))
-    conn.execute(f"SELECT {calls}", [item for pair in settings for item in pair])
-
-
 def _connection_lost(exc: BaseException) -> bool:
     if not isinstance(exc, psycopg.OperationalError) or isinstance(exc, (pg_errors.QueryCanceled, _Stalled)):
         return False
@@ -209,7 +205,9 @@ class Executor:
             self.watchdog.watch(conn, started + limit / 1000 + self.timeouts.network_grace)
         try:
             if statement.planner_settings:
-                cursor, rows = self._execute_with_settings(conn, statement, params)
+                with planner_settings_applied(conn, statement.planner_settings):
+                    cursor = conn.execute(statement.text, params)
+                    rows = cursor.fetchall() if cursor.description else []
             else:
                 cursor = conn.execute(statement.text, params)
                 rows = cursor.fetchall() if cursor.description else []
@@ -222,30 +220,6 @@ class Executor:
         description = cursor.description
         columns = tuple(column.name for column in description) if description else ()
         return QueryResult(columns, tuple(rows), cursor.rowcount)
-
-    @staticmethod
-    def _execute_with_settings(
-        conn: Connection, statement: Statement, params: Params
-    ) -> tuple[psycopg.Cursor[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """Apply transaction-local planner settings for this statement only."""
-        settings = statement.planner_settings
-        names = [name for name, _ in settings]
-        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            with conn.transaction():
-                _set_local(conn, settings)
-                cursor = conn.execute(statement.text, params)
-                return cursor, cursor.fetchall() if cursor.description else []
-        # Inside the caller's transaction: restore the previous values afterwards.
-        previous_row = conn.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names).fetchone()
-        previous = tuple(zip(names, (str(value) for value in previous_row or ()), strict=True))
-        _set_local(conn, settings)
-        try:
-            cursor = conn.execute(statement.text, params)
-            rows = cursor.fetchall() if cursor.description else []
-        finally:
-            if conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
-                _set_local(conn, previous)
-        return cursor, rows
 
     def _retryable(self, statement: Statement, exc: BaseException) -> bool:
         if isinstance(exc, _RETRY_ANY_STATEMENT):

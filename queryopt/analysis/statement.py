@@ -115,9 +115,14 @@ def _syntax_error(sql: str, error: ParseError) -> AnalysisError:
 
 
 def parse_statement(sql: str) -> ParsedStatement:
-    """Parse ``sql`` as PostgreSQL; exactly one statement or :class:`AnalysisError`."""
+    """Parse ``sql`` as PostgreSQL; exactly one statement or :class:`AnalysisError`.
+
+    ``%%`` is read as ``%``: drivers with ``%s`` placeholders (psycopg, SQLAlchemy) need the modulo
+    operator and literal percent signs doubled when parameters are passed.
+    """
+    text = sql.replace("%%", "%") if "%%" in sql else sql
     try:
-        tokens = _tools.tokenizer.tokenize(sql)
+        tokens = _tools.tokenizer.tokenize(text)
     except TokenError as error:
         raise AnalysisError(f"SQL cannot be tokenized: {error}", sql=sql) from error
     if not tokens:
@@ -125,7 +130,7 @@ def parse_statement(sql: str) -> ParsedStatement:
     verb = tokens[0].text.upper()
     unmodelled = verb in UNMODELLED_UTILITY_VERBS or verb in UNMODELLED_DDL_VERBS
     try:
-        trees = _tools.parser.parse(tokens, sql)
+        trees = _tools.parser.parse(tokens, text)
     except ParseError as error:
         if not unmodelled:
             raise _syntax_error(sql, error) from error

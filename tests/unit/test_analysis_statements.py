@@ -183,3 +183,11 @@ def test_sqlglot_command_fallback_warnings_are_silenced_but_others_pass(caplog: 
         analyze_uncached("LOCK TABLE orders IN SHARE MODE")
         logging.getLogger("sqlglot").warning("an unrelated sqlglot warning")
     assert [record.getMessage() for record in caplog.records] == ["an unrelated sqlglot warning"]
+
+
+def test_doubled_percent_is_the_modulo_operator_of_pyformat_drivers() -> None:
+    doubled = analyze("SELECT count(*) FROM big WHERE id %% 7 = %s AND name LIKE 'a%%'")
+    single = analyze("SELECT count(*) FROM big WHERE id % 7 = %s AND name LIKE 'a%'")
+    assert doubled.fingerprint == single.fingerprint
+    assert [table.name for table in doubled.tables] == ["big"]
+    assert doubled.placeholder_count == 1

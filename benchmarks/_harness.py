@@ -1,0 +1,105 @@
+"""Shared measuring tools: interleaved rounds, medians with spread, CPU pinning, rich tables.
+
+Benchmarks compare inside one run and report ratios, never absolute times
+against a fixed number in a test. Cases are measured in interleaved rounds
+(a, b, c, a, b, c, …) so drift on a noisy machine hits every case alike.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class Case:
+    """One thing to time: ``call`` runs once per iteration."""
+
+    name: str
+    call: Callable[[], object]
+    samples: list[float] = field(default_factory=list)
+    """Seconds per call, one sample per round."""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def spread(self) -> float:
+        """Half the inter-quartile range relative to the median (0.05 = ±5 %)."""
+        if len(self.samples) < 4:
+            return (max(self.samples) - min(self.samples)) / 2 / self.median if self.median else 0.0
+        q1, _, q3 = statistics.quantiles(self.samples, n=4)
+        return (q3 - q1) / 2 / self.median if self.median else 0.0
+
+
+def measure(cases: Sequence[Case], *, rounds: int = 7, min_time: float = 0.2, warmup: int = 50) -> None:
+    """Fill each case's samples: per round, as many calls as fit in ``min_time``, interleaved across cases."""
+    numbers = {}
+    for case in cases:
+        for _ in range(warmup):
+            case.call()
+        started = time.perf_counter()
+        count = 0
+        while time.perf_counter() - started < min_time / 4:
+            case.call()
+            count += 1
+        elapsed = time.perf_counter() - started
+        numbers[case.name] = max(1, int(count * min_time / max(elapsed, 1e-9)))
+    for _ in range(rounds):
+        for case in cases:
+            number = numbers[case.name]
+            call = case.call
+            started = time.perf_counter()
+            for _ in range(number):
+                call()
+            case.samples.append((time.perf_counter() - started) / number)
+
+
+def pin(cpu: int, *pids: int) -> bool:
+    """Pin this process and ``pids`` (e.g. the postmaster, whose new children inherit it) to one CPU."""
+    if not hasattr(os, "sched_setaffinity"):
+        return False
+    try:
+        for pid in (0, *pids):
+            os.sched_setaffinity(pid, {cpu})
+    except OSError:
+        return False
+    return True
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 1e-6:
+        return f"{seconds * 1e9:.0f} ns"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.2f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def verdict(met: bool | None) -> str:
+    if met is None:
+        return ""
+    return "[green]met[/green]" if met else "[red]not met[/red]"
+
+
+def print_table(title: str, rows: Sequence[dict[str, object]], console: Console | None = None) -> None:
+    """Print rows (dicts with the same keys) as a rich table; ``met`` values become coloured verdicts."""
+    console = console or Console()
+    if not rows:
+        console.print(f"[bold]{title}[/bold]: no rows")
+        return
+    table = Table(title=title, title_justify="left")
+    columns = list(rows[0].keys())
+    for column in columns:
+        table.add_column(column, justify="left" if column in {"case", "target", "met"} else "right")
+    for row in rows:
+        table.add_row(*(verdict(row[c]) if c == "met" else str(row[c]) for c in columns))  # type: ignore[arg-type]
+    console.print(table)

@@ -1,0 +1,208 @@
+"""What is decided once per distinct SQL text, for one database and role.
+
+:class:`CallPreparer` turns (SQL text, hints asked for, whether parameters are
+passed) into a :class:`PreparedCall`: the analysis, the text to send with its
+hint block (or the planner settings of the fallback), whether results may be
+cached and which tables a run invalidates. The optimizer and the SQLAlchemy
+integration share it, so both make the same decisions.
+
+The cache scope is the database's identity as learned from a connection:
+server, database, role and search_path, and the postmaster's start time (a
+restarted or failed-over server starts a new scope, so nothing cached before is
+served after).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Hashable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from queryopt.analysis import Analysis, analyze
+from queryopt.cache import ResultCache, VersionKey
+from queryopt.config import HintMode, Settings
+from queryopt.execution import Connection, Statement
+from queryopt.hints import Catalog, HintRules, HintSet, hint_plan_active, plan_hints, resolve_hints
+
+__all__ = ["CallPreparer", "IndexHints", "PreparedCall", "SessionIdentity", "identify"]
+
+logger = logging.getLogger("queryopt")
+
+IndexHints = Any  # the forms queryopt.hints.resolve_hints accepts: names, {table: index}, Hint objects, a HintSet
+_MAX_PREPARED = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class SessionIdentity:
+    """Who and where a connection is: what cached results must never cross."""
+
+    host: str
+    database: str
+    role: str
+    search_path: str
+    started: str
+    """The postmaster's start time: a restart or failover changes it."""
+    server: str
+
+    @property
+    def scope(self) -> Hashable:
+        return (self.host, self.server, self.started, self.database, self.role, self.search_path)
+
+
+def identify(conn: Connection) -> SessionIdentity:
+    """Ask the server who this connection is (one round trip, once per new connection)."""
+    row = conn.execute(
+        "SELECT current_database(), current_user, current_setting('search_path'),"
+        " pg_postmaster_start_time()::text,"
+        " coalesce(inet_server_addr()::text, '') || ':' || coalesce(inet_server_port()::text, '')"
+    ).fetchone()
+    assert row is not None
+    database, role, search_path, started, server = (str(value) for value in row)
+    return SessionIdentity(conn.info.host, database, role, search_path, started, server)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """Everything about one (SQL text, hints) pair that does not depend on parameter values."""
+
+    analysis: Analysis
+    statement: Statement
+    hint_text: str | None
+    """The hint block (or planner settings) applied, for the slow-query record."""
+    cache_prefix: Hashable
+    version_keys: tuple[VersionKey, ...]
+    bypass_reasons: tuple[str, ...]
+    """Empty when results may be cached."""
+    invalidates: tuple[str, ...] | None
+    """Tables whose cached results a successful run invalidates: ``()`` none, ``None`` the whole scope."""
+
+
+def freeze_hints(value: Any) -> Hashable:
+    """A hashable stand-in for the hints a caller passed (lists and dicts included)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(key), freeze_hints(item)) for key, item in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze_hints(item) for item in value)
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return value  # type: ignore[no-any-return]
+
+
+class CallPreparer:
+    """Prepares calls for one database; ``connect`` lends a connection for catalog look-ups."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        connect: Callable[[], AbstractContextManager[Connection]],
+        hint_rules: HintRules | None = None,
+    ) -> None:
+        self.settings = settings
+        self.hint_rules = hint_rules or (
+            HintRules.from_file(settings.hint_rules) if settings.hint_rules else HintRules()
+        )
+        self.identity: SessionIdentity | None = None
+        self.hint_plan_active = False
+        self._connect = connect
+        self._prepared: dict[Hashable, PreparedCall] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def scope(self) -> Hashable:
+        return None if self.identity is None else self.identity.scope
+
+    def learn(self, conn: Connection) -> None:
+        """Identify the database behind a new connection; a new identity starts a new cache scope."""
+        identity = identify(conn)
+        if identity != self.identity:
+            active = hint_plan_active(conn)
+            with self._lock:
+                self.identity = identity
+                self.hint_plan_active = active
+                self._prepared = {}  # prepared calls carry the old scope in their cache keys
+
+    @property
+    def hint_mode(self) -> HintMode:
+        """How hints take effect here: ``auto`` resolved by whether pg_hint_plan is active."""
+        mode = self.settings.hint_mode
+        if mode is HintMode.AUTO:
+            return HintMode.PG_HINT_PLAN if self.hint_plan_active else HintMode.PLANNER_SETTINGS
+        return mode
+
+    def get(self, sql: str, has_params: bool) -> PreparedCall | None:
+        """The prepared call for ``sql`` without hints, if there is one (the hot path)."""
+        return self._prepared.get((sql, None, has_params))
+
+    def prepare(self, sql: str, index_hints: IndexHints = None, *, has_params: bool = True) -> PreparedCall:
+        """Analyse ``sql`` and resolve its hints once; later calls with the same text reuse the result."""
+        key = (sql, None if index_hints is None else freeze_hints(index_hints), has_params)
+        call = self._prepared.get(key)
+        if call is None:
+            call = self._build(sql, index_hints, has_params)
+            prepared = self._prepared
+            if len(prepared) >= _MAX_PREPARED:
+                prepared.clear()
+            prepared[key] = call
+        return call
+
+    def __len__(self) -> int:
+        return len(self._prepared)
+
+    def _hints_for(self, analysis: Analysis, index_hints: IndexHints) -> HintSet | None:
+        if index_hints is None and not len(self.hint_rules):
+            return None
+        # Once per distinct text: borrow a connection for the catalog (reloaded when a name is unknown).
+        with self._connect() as conn:
+            catalog = Catalog.for_connection(conn)
+            hints = None if index_hints is None else resolve_hints(analysis, index_hints, catalog, conn=conn)
+            ruled = self.hint_rules.for_analysis(analysis, catalog=catalog, conn=conn)
+        if ruled is not None:
+            hints = ruled if hints is None else hints.merge(ruled)
+        return hints
+
+    def _build(self, sql: str, index_hints: IndexHints, has_params: bool) -> PreparedCall:
+        analysis = analyze(sql)
+        text, hint_text = sql, None
+        settings: tuple[tuple[str, str], ...] = ()
+        hints = self._hints_for(analysis, index_hints)
+        if hints:
+            plan = plan_hints(
+                sql,
+                hints,
+                mode=self.settings.hint_mode,
+                hint_plan_active=self.hint_plan_active,
+                has_params=has_params,
+                database=self.identity.database if self.identity else "",
+            )
+            text, settings = plan.sql, plan.settings
+            if plan.mode is HintMode.PG_HINT_PLAN:
+                hint_text = text[: len(text) - len(sql)].strip() or None
+            elif settings:
+                hint_text = ", ".join(f"{name}={value}" for name, value in settings)
+        stable = self.settings.cache.stable_functions
+        reasons: tuple[str, ...] = ()
+        if not analysis.cacheable_with(stable):
+            reasons = analysis.uncacheable_reasons or ("not cacheable",)
+        # What a successful run invalidates: nothing for reads; the written tables when they are all known;
+        # otherwise (DDL, CALL, functions of unknown volatility) everything cached for this database.
+        invalidates: tuple[str, ...] | None = None
+        if analysis.read_only or not reasons:
+            invalidates = ()
+        elif analysis.written_tables and not analysis.may_write_unlisted:
+            invalidates = tuple(dict.fromkeys(table.name for table in analysis.written_tables))
+        scope = self.scope
+        return PreparedCall(
+            analysis=analysis,
+            statement=Statement(text, analysis.fingerprint, analysis.read_only, settings),
+            hint_text=hint_text,
+            cache_prefix=(scope, text),
+            version_keys=ResultCache.version_keys(scope, (table.name for table in analysis.tables)),
+            bypass_reasons=reasons,
+            invalidates=invalidates,
+        )
