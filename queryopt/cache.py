@@ -28,7 +28,6 @@ import sys
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -107,16 +106,17 @@ def canonical_params(params: Sequence[Any] | Mapping[str, Any] | None) -> Hashab
 
     Raises :class:`UnkeyableParams` for values with no stable identity.
     """
+    kind = type(params)
+    if (kind is list or kind is tuple) and len(params) == 1:  # type: ignore[arg-type]
+        # The common primary-key lookup: no loop, no abstract-base-class check.
+        value = params[0]  # type: ignore[index]
+        value_kind = type(value)
+        if value_kind in _SCALARS:
+            return (value_kind, value)
     if params is None:
         return ()
     if isinstance(params, Mapping):
         return tuple(sorted((name, _canonical_value(value)) for name, value in params.items()))
-    if len(params) == 1:
-        # The common primary-key lookup: skip the generic loop.
-        value = params[0]
-        kind = type(value)
-        if kind in _SCALARS:
-            return (kind, value)
     return tuple(_canonical_value(value) for value in params)
 
 
@@ -150,6 +150,8 @@ class CacheEntry:
     """Approximate bytes."""
     copy_out: bool
     """Rows hold mutable values: hand out deep copies."""
+    referenced: bool = False
+    """Served since it was stored or last spared from eviction (second-chance eviction)."""
 
 
 class CacheBackend(Protocol):
@@ -167,37 +169,40 @@ class CacheBackend(Protocol):
 
 
 class MemoryBackend:
-    """In-process store: least-recently-used eviction bounded by entries and approximate bytes."""
+    """In-process store bounded by entries and approximate bytes.
+
+    Eviction is second-chance (CLOCK), a close approximation of least-recently-used that
+    costs a hit nothing: the cache marks an entry ``referenced`` when it serves it, and
+    eviction spares a referenced entry once, moving it to the back of the line.
+    """
 
     def __init__(self, *, max_entries: int, max_bytes: int) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.evictions = 0
-        self._entries: OrderedDict[Hashable, CacheEntry] = OrderedDict()
+        self._entries: dict[Hashable, CacheEntry] = {}
         self._bytes = 0
         self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> CacheEntry | None:
-        entry = self._entries.get(key)
-        if entry is not None:
-            try:  # noqa: SIM105 - contextlib.suppress costs more than the whole hit
-                self._entries.move_to_end(key)
-            except KeyError:  # evicted by another thread between the two calls
-                pass
-        return entry
+        self.get = self._entries.get  # a bound dict method: the cheapest possible hit
 
     def set(self, key: Hashable, entry: CacheEntry, ttl: float) -> None:
         if entry.size > self.max_bytes:
             return
         with self._lock:
-            old = self._entries.pop(key, None)
+            entries = self._entries
+            old = entries.pop(key, None)
             if old is not None:
                 self._bytes -= old.size
-            self._entries[key] = entry
+            entries[key] = entry
             self._bytes += entry.size
-            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-                _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.size
+            while len(entries) > self.max_entries or self._bytes > self.max_bytes:
+                oldest = next(iter(entries))
+                candidate = entries.pop(oldest)
+                if candidate.referenced and candidate is not entry:
+                    candidate.referenced = False
+                    entries[oldest] = candidate  # second chance: to the back of the line
+                    continue
+                self._bytes -= candidate.size
                 self.evictions += 1
 
     def delete(self, key: Hashable) -> None:
@@ -241,8 +246,9 @@ class ResultCache:
         self._generation = 0
         self._lock = threading.Lock()
         self._inflight: dict[Hashable, Future[QueryResult]] = {}
+        self._backend_get = self.backend.get
+        self._hits = 0
         self._counters = {
-            "hits": 0,
             "misses": 0,
             "stores": 0,
             "expirations": 0,
@@ -300,7 +306,7 @@ class ResultCache:
 
     def get(self, key: Hashable, version_keys: tuple[VersionKey, ...]) -> QueryResult | None:
         """The cached result for ``key`` if fresh and current, else ``None`` (the hot path)."""
-        entry = self.backend.get(key)
+        entry = self._backend_get(key)
         if entry is None:
             return None
         if entry.expires_at <= self.clock():
@@ -314,7 +320,8 @@ class ResultCache:
                 self._counters["stale"] += 1
                 return None
             entry.generation = generation
-        self._counters["hits"] += 1
+        entry.referenced = True
+        self._hits += 1
         return copy.deepcopy(entry.result) if entry.copy_out else entry.result
 
     def get_or_execute(
@@ -388,6 +395,7 @@ class ResultCache:
     def stats(self) -> dict[str, int]:
         """Plain counters: hits, misses, stores, evictions, expirations, stale, invalidations, bypasses, …"""
         counters = dict(self._counters)
+        counters["hits"] = self._hits
         counters["entries"] = len(self.backend)
         counters["evictions"] = getattr(self.backend, "evictions", 0)
         return counters

@@ -105,6 +105,7 @@ class Optimizer:
         self.pool = pool
         self.executor = Executor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
         self.preparer = CallPreparer(self.settings, connect=pool.connection, hint_rules=hint_rules)
+        self._calls = self.preparer.calls
         if self._owns_pool:
             pool.open(wait=True, timeout=self.settings.timeout.connect)
         if self.preparer.identity is None:
@@ -174,7 +175,7 @@ class Optimizer:
         of tries in all; ``index_hints`` names indexes (``["orders_customer_idx"]``), maps tables or
         aliases to indexes (``{"o": "orders_customer_idx"}``) or gives hint objects.
         """
-        call = self.preparer.get(sql, params is not None) if index_hints is None else None
+        call = self._calls.get((sql, None, params is not None)) if index_hints is None else None
         if call is None:
             call = self.preparer.prepare(sql, index_hints, has_params=params is not None)
         limit = None

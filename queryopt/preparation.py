@@ -110,7 +110,8 @@ class CallPreparer:
         self.identity: SessionIdentity | None = None
         self.hint_plan_active = False
         self._connect = connect
-        self._prepared: dict[Hashable, PreparedCall] = {}
+        self.calls: dict[Hashable, PreparedCall] = {}
+        """Prepared calls by (SQL text, frozen hints, has_params); cleared, never replaced."""
         self._lock = threading.Lock()
 
     @property
@@ -125,7 +126,7 @@ class CallPreparer:
             with self._lock:
                 self.identity = identity
                 self.hint_plan_active = active
-                self._prepared = {}  # prepared calls carry the old scope in their cache keys
+                self.calls.clear()  # prepared calls carry the old scope in their cache keys
 
     @property
     def hint_mode(self) -> HintMode:
@@ -137,22 +138,22 @@ class CallPreparer:
 
     def get(self, sql: str, has_params: bool) -> PreparedCall | None:
         """The prepared call for ``sql`` without hints, if there is one (the hot path)."""
-        return self._prepared.get((sql, None, has_params))
+        return self.calls.get((sql, None, has_params))
 
     def prepare(self, sql: str, index_hints: IndexHints = None, *, has_params: bool = True) -> PreparedCall:
         """Analyse ``sql`` and resolve its hints once; later calls with the same text reuse the result."""
         key = (sql, None if index_hints is None else freeze_hints(index_hints), has_params)
-        call = self._prepared.get(key)
+        call = self.calls.get(key)
         if call is None:
             call = self._build(sql, index_hints, has_params)
-            prepared = self._prepared
+            prepared = self.calls
             if len(prepared) >= _MAX_PREPARED:
                 prepared.clear()
             prepared[key] = call
         return call
 
     def __len__(self) -> int:
-        return len(self._prepared)
+        return len(self.calls)
 
     def _hints_for(self, analysis: Analysis, index_hints: IndexHints) -> HintSet | None:
         if index_hints is None and not len(self.hint_rules):
