@@ -36,7 +36,7 @@ from queryopt.errors import QueryError, QueryTimeout
 from queryopt.hints import planner_settings_applied
 from queryopt.result import QueryResult
 
-__all__ = ["Executor", "Statement", "Watchdog", "timeout_ms"]
+__all__ = ["Executor", "Statement", "Watchdog", "ensure_statement_timeout", "timeout_ms"]
 
 logger = logging.getLogger("queryopt")
 
@@ -46,6 +46,19 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 _TIMEOUT_ATTRIBUTE: Final = "_queryopt_statement_timeout_ms"
 _CONNECTION_LOST_STATES: Final = frozenset({"57P01", "57P02", "57P03"})
 _RETRY_ANY_STATEMENT: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+
+
+def ensure_statement_timeout(conn: Connection, milliseconds: int) -> bool:
+    """Give ``conn`` this session ``statement_timeout`` unless it already has it; True when it changed.
+
+    The value last set through queryopt is remembered on the connection, so an unchanged limit costs
+    no round trip.
+    """
+    if getattr(conn, _TIMEOUT_ATTRIBUTE, None) == milliseconds:
+        return False
+    conn.execute("SELECT set_config('statement_timeout', %s, false)", [f"{milliseconds}ms"])
+    setattr(conn, _TIMEOUT_ATTRIBUTE, milliseconds)
+    return True
 
 
 def timeout_ms(seconds: float | None) -> int:
@@ -159,11 +172,7 @@ class Executor:
 
     def configure_connection(self, conn: Connection) -> None:
         """Pool ``configure`` hook: give a new connection the default statement timeout, once."""
-        self._set_timeout(conn, self.default_timeout_ms)
-
-    def _set_timeout(self, conn: Connection, milliseconds: int) -> None:
-        conn.execute("SELECT set_config('statement_timeout', %s, false)", [f"{milliseconds}ms"])
-        setattr(conn, _TIMEOUT_ATTRIBUTE, milliseconds)
+        ensure_statement_timeout(conn, self.default_timeout_ms)
 
     def run(
         self, statement: Statement, params: Params, *, limit_ms: int | None = None, attempts: int | None = None
@@ -197,8 +206,7 @@ class Executor:
     def _execute_on(
         self, conn: Connection, statement: Statement, params: Params, limit: int, started: float
     ) -> QueryResult:
-        if getattr(conn, _TIMEOUT_ATTRIBUTE, None) != limit:
-            self._set_timeout(conn, limit)
+        if getattr(conn, _TIMEOUT_ATTRIBUTE, None) != limit and ensure_statement_timeout(conn, limit):
             self._counters["timeout_changes"] += 1
         guarded = limit > 0
         if guarded:
