@@ -13,14 +13,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from queryopt._version import __version__
-from queryopt.cli import demo
+from queryopt.cli import demo, report
 from queryopt.errors import QueryoptError
 
 __all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-_COMMAND_MODULES = (demo,)
+_COMMAND_MODULES = (demo, report)
 
 
 def build_parser() -> argparse.ArgumentParser:
