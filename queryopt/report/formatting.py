@@ -7,7 +7,7 @@ from datetime import datetime
 
 from queryopt.report.model import Count, Regression, Severity
 
-__all__ = ["count", "counts", "duration", "moment", "ratio_text", "share", "trend"]
+__all__ = ["bucket_name", "count", "counts", "duration", "moment", "ratio_text", "share", "trend"]
 
 
 def duration(ms: float | None) -> str:
@@ -90,3 +90,17 @@ def counts(values: tuple[Count, ...], *, empty: str) -> str:
     'miss 12, none 3'
     """
     return ", ".join(f"{c.value if c.value is not None else empty} {count(c.calls)}" for c in values)
+
+
+def bucket_name(seconds: int) -> str:
+    """``hour``, ``15 minutes``, ``day``…
+
+    >>> bucket_name(3600), bucket_name(900), bucket_name(604800)
+    ('hour', '15 minutes', 'week')
+    """
+    names = {60: "minute", 3600: "hour", 86400: "day", 604800: "week"}
+    if seconds in names:
+        return names[seconds]
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} hours"
+    return f"{seconds // 60} minutes"

@@ -141,7 +141,7 @@ compared with the window from {escape(fmt.moment(w.previous_start, seconds=True)
 <code>percentile_cont</code> (interpolated between recorded durations).</p>
 <div class="tiles">{"".join(_tile(label, value) for label, value in tiles)}</div>
 </header>
-<section id="timeline"><h2>Timeline: total slow time per {escape(_bucket_name(w.bucket_seconds))}</h2>
+<section id="timeline"><h2>Timeline: total slow time per {escape(fmt.bucket_name(w.bucket_seconds))}</h2>
 {timeline_chart(report.timeline, bucket_seconds=w.bucket_seconds)}</section>
 <section id="regressions"><h2>Regressions (worst: {_severity(report.worst_severity)})</h2>{regressions}</section>
 <section id="queries"><h2>Top {len(report.queries)} queries by {escape(report.sort.value)}</h2>
@@ -153,17 +153,3 @@ compared with the window from {escape(fmt.moment(w.previous_start, seconds=True)
 </body>
 </html>
 """
-
-
-def _bucket_name(seconds: int) -> str:
-    """``hour``, ``15 minutes``, ``day``…
-
-    >>> _bucket_name(3600), _bucket_name(900), _bucket_name(604800)
-    ('hour', '15 minutes', 'week')
-    """
-    names = {60: "minute", 3600: "hour", 86400: "day", 604800: "week"}
-    if seconds in names:
-        return names[seconds]
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} hours"
-    return f"{seconds // 60} minutes"

@@ -15,9 +15,10 @@ import re
 from queryopt.report import formatting as fmt
 from queryopt.report.model import Regression, Report
 
-__all__ = ["inline", "render_markdown"]
+__all__ = ["code", "inline", "render_markdown"]
 
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]|~#!])")
+_PLAIN_NAME = re.compile(r"[0-9A-Za-z_.-]+")
 
 
 def inline(text: str) -> str:
@@ -28,6 +29,16 @@ def inline(text: str) -> str:
     """
     one_line = " ".join(text.split())
     return html.escape(_MARKDOWN_PUNCTUATION.sub(r"\\\1", one_line), quote=True)
+
+
+def code(name: str) -> str:
+    """A fingerprint or kind as inline code when it is a plain name; otherwise escaped text (a ``|`` in a
+    code span would still split a table cell).
+
+    >>> code("00000000000c0de5"), code("a|b")
+    ('`00000000000c0de5`', 'a\\\\|b')
+    """
+    return f"`{name}`" if _PLAIN_NAME.fullmatch(name) else inline(name)
 
 
 def _row(cells: list[str]) -> str:
@@ -42,7 +53,7 @@ def _table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> l
 def _regression_row(r: Regression) -> list[str]:
     return [
         r.severity.value,
-        f"`{r.fingerprint}`",
+        code(r.fingerprint),
         fmt.duration(r.previous_mean_ms),
         fmt.duration(r.mean_ms),
         fmt.ratio_text(r.mean_ratio),
@@ -61,7 +72,7 @@ def render_markdown(report: Report) -> str:
         f"Window {fmt.moment(w.start, seconds=True)} to {fmt.moment(w.end, seconds=True)} UTC, "
         f"compared with the window before it (from {fmt.moment(w.previous_start, seconds=True)}). "
         f"Table `{report.schema}.slow_queries`"
-        + (f", fingerprint `{inline(report.fingerprint)}` only" if report.fingerprint else "")
+        + (f", fingerprint {code(report.fingerprint)} only" if report.fingerprint else "")
         + ". Percentiles are PostgreSQL's continuous `percentile_cont`.",
         "",
         "## Summary",
@@ -116,7 +127,7 @@ def render_markdown(report: Report) -> str:
         [
             [
                 str(rank),
-                f"`{q.fingerprint}`",
+                code(q.fingerprint),
                 fmt.count(q.calls),
                 fmt.duration(q.total_ms),
                 fmt.duration(q.mean_ms),
@@ -136,7 +147,7 @@ def render_markdown(report: Report) -> str:
     for rank, q in enumerate(report.queries, start=1):
         lines += [
             "",
-            f"### {rank}. `{q.fingerprint}` ({inline(q.kind)})",
+            f"### {rank}. {code(q.fingerprint)} ({inline(q.kind)})",
             "",
             f"- seen {fmt.moment(q.first_seen, seconds=True)} to {fmt.moment(q.last_seen, seconds=True)} UTC; "
             f"min {fmt.duration(q.min_ms)}",

@@ -40,7 +40,7 @@ def timeline_chart(buckets: tuple[TimelineBucket, ...], *, bucket_seconds: int, 
         y = top + plot_h - fraction * plot_h
         parts.append(
             f'<text x="{left - 6}" y="{_num(y + 4)}" text-anchor="end" class="axis">'
-            f"{escape(fmt.duration(peak * fraction))}</text>"
+            f"{escape(fmt.duration(peak * fraction) if fraction else '0')}</text>"
         )
     label_every = max(1, len(buckets) // 8)
     label = "%Y-%m-%d" if bucket_seconds >= 86400 else "%H:%M"

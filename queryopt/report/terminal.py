@@ -83,10 +83,10 @@ def _timeline(report: Report) -> RenderableType:
     busiest = max(buckets, key=lambda b: b.total_ms) if buckets else None
     lines = [Text("Timeline", style="bold"), Text(spark, style="blue")]
     if busiest is not None:
-        width = fmt.duration(report.window.bucket_seconds * 1000.0)
+        width = fmt.bucket_name(report.window.bucket_seconds)
         lines.append(
             Text(
-                f"{fmt.moment(buckets[0].start)} … {fmt.moment(buckets[-1].start)} UTC, one bar per {width}; "
+                f"{fmt.moment(buckets[0].start)} to {fmt.moment(buckets[-1].start)} UTC, one bar per {width}; "
                 f"busiest {fmt.moment(busiest.start)}: {fmt.count(busiest.calls)} calls, "
                 f"{fmt.duration(busiest.total_ms)}",
                 style="dim",
@@ -169,7 +169,8 @@ class _Clipped:
         self.text = text
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        lines = list(self.text.wrap(console, max(options.max_width - 3, 10)))
+        # 3 columns of indent and 1 for the ellipsis
+        lines = list(self.text.wrap(console, max(options.max_width - 4, 10)))
         if len(lines) > _SQL_LINES:
             lines = [*lines[: _SQL_LINES - 1], lines[_SQL_LINES - 1] + Text("…")]
         for line in lines:
