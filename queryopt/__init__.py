@@ -18,6 +18,7 @@ from queryopt.errors import (
     ReportError,
     ServerError,
 )
+from queryopt.report import Report, ReportFormat
 
 __all__ = [
     "AnalysisError",
@@ -32,7 +33,9 @@ __all__ = [
     "QueryoptError",
     "RecorderError",
     "RecorderPolicy",
+    "Report",
     "ReportError",
+    "ReportFormat",
     "RetryPolicy",
     "ServerError",
     "Settings",

@@ -1,23 +1,26 @@
-"""The report's numbers, aggregated by PostgreSQL from ``<schema>.slow_queries``.
+"""The report's numbers, aggregated by PostgreSQL from ``<schema>.slow_queries`` (SQL in ``statements``).
 
-Every statement runs in one read-only REPEATABLE READ transaction, so the
-summary, the per-query rows and the timeline describe the same snapshot even
-while the recorder keeps inserting. Values are bound parameters; the table name
+Everything is read in read-only REPEATABLE READ transactions sharing one
+snapshot (``pg_export_snapshot``), so the summary, the per-query rows and the
+timeline describe the same moment even while the recorder keeps inserting. Two
+connections work at once: the per-fingerprint aggregates on one, the summary,
+timeline and hint/cache counts on the other, which roughly halves the wall time
+on a server with two or more cores. Values are bound parameters; the table name
 is a validated schema quoted with :class:`psycopg.sql.Identifier`.
 
 Percentiles are PostgreSQL's ``percentile_cont`` (continuous: linear
 interpolation between the two closest recorded durations), not a nearest-rank
-value. Plans (see ``benchmarks/report.py``): per-fingerprint numbers come from
-one ordered index-only range scan per fingerprint (migration 0002), the
-timeline from one index range per bucket, so no step sorts the whole window
-except the overall percentiles.
+value.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +42,16 @@ from queryopt.report.model import (
     classify,
     ratio,
 )
+from queryopt.report.statements import (
+    COUNTS,
+    PER_FINGERPRINT,
+    SAMPLES,
+    SESSION,
+    SORT_COLUMNS,
+    SUMMARY,
+    TIMELINE,
+    compose,
+)
 from queryopt.report.window import bucket_starts, resolve_window
 
 __all__ = ["report"]
@@ -46,86 +59,6 @@ __all__ = ["report"]
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TABLE = "slow_queries"
 _CONNECT_TIMEOUT = "10"
-# Sorts of a whole window stay in memory; JIT compilation costs more than it saves on these scans.
-_SESSION = "SET LOCAL work_mem = '64MB'; SET LOCAL jit = off; SET LOCAL TimeZone = 'UTC'"
-
-_PER_FINGERPRINT = """
-WITH present AS (
-    SELECT DISTINCT fingerprint FROM {table}
-    WHERE started_at >= %(start)s AND started_at < %(end)s {only}
-), per_fingerprint AS (
-    SELECT p.fingerprint, cur.*, prev.previous_calls, prev.previous_mean_ms, prev.previous_p95_ms
-    FROM present AS p
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS calls,
-               sum(s.duration_ms) AS total_ms,
-               avg(s.duration_ms) AS mean_ms,
-               min(s.duration_ms) AS min_ms,
-               percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY s.duration_ms) AS percentiles,
-               max(s.duration_ms) AS max_ms,
-               count(*) FILTER (WHERE s.timed_out) AS timeouts,
-               count(*) FILTER (WHERE s.sqlstate IS NOT NULL) AS errors,
-               min(s.started_at) AS first_seen,
-               max(s.started_at) AS last_seen,
-               -- the slowest call (ties: the latest id) without a second pass: arrays compare element-wise
-               max(ARRAY[s.duration_ms, s.id::double precision]) AS slowest
-        FROM {table} AS s
-        WHERE s.fingerprint = p.fingerprint AND s.started_at >= %(start)s AND s.started_at < %(end)s
-    ) AS cur
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS previous_calls,
-               avg(s.duration_ms) AS previous_mean_ms,
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY s.duration_ms) AS previous_p95_ms
-        FROM {table} AS s
-        WHERE s.fingerprint = p.fingerprint AND s.started_at >= %(previous_start)s AND s.started_at < %(start)s
-    ) AS prev
-)
-SELECT fingerprint, calls, total_ms, mean_ms, min_ms, percentiles, max_ms, timeouts, errors, first_seen, last_seen,
-       slowest[2]::bigint, total_ms / nullif(sum(total_ms) OVER (), 0) AS share,
-       previous_calls, previous_mean_ms, previous_p95_ms
-FROM per_fingerprint
-ORDER BY {order} DESC, fingerprint
-"""
-
-_SUMMARY = """
-SELECT count(*), coalesce(sum(duration_ms), 0), avg(duration_ms),
-       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ms), max(duration_ms),
-       count(*) FILTER (WHERE timed_out), count(*) FILTER (WHERE sqlstate IS NOT NULL),
-       min(started_at), max(started_at)
-FROM {table}
-WHERE started_at >= %(start)s AND started_at < %(end)s {only}
-"""
-
-_TIMELINE = """
-SELECT b.start, agg.calls, agg.total_ms, agg.max_ms, agg.timeouts, agg.errors
-FROM generate_series(%(first_bucket)s::timestamptz, %(last_bucket)s::timestamptz, %(width)s::interval) AS b(start)
-CROSS JOIN LATERAL (
-    SELECT count(*) AS calls, coalesce(sum(duration_ms), 0) AS total_ms, coalesce(max(duration_ms), 0) AS max_ms,
-           count(*) FILTER (WHERE timed_out) AS timeouts, count(*) FILTER (WHERE sqlstate IS NOT NULL) AS errors
-    FROM {table}
-    WHERE started_at >= greatest(b.start, %(start)s) AND started_at < least(b.start + %(width)s::interval, %(end)s)
-          {only}
-) AS agg
-ORDER BY b.start
-"""
-
-_COUNTS = """
-SELECT fingerprint, GROUPING(hints) = 0 AS is_hint,
-       CASE WHEN GROUPING(hints) = 0 THEN hints ELSE cache_outcome END AS value, count(*)
-FROM {table}
-WHERE started_at >= %(start)s AND started_at < %(end)s AND fingerprint = ANY(%(fingerprints)s)
-GROUP BY GROUPING SETS ((fingerprint, hints), (fingerprint, cache_outcome))
-"""
-
-_SAMPLES = "SELECT id, kind, normalized_sql, sql_text FROM {table} WHERE id = ANY(%(ids)s)"
-
-_SORT_COLUMNS = {
-    SortKey.TOTAL: "total_ms",
-    SortKey.MEAN: "mean_ms",
-    SortKey.P95: "percentiles[2]",
-    SortKey.CALLS: "calls",
-    SortKey.MAX: "max_ms",
-}
 
 Row = tuple[Any, ...]
 
@@ -166,6 +99,41 @@ def _connect(conninfo: str) -> psycopg.Connection[Row]:
     return conn
 
 
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """What every statement of one report is about: the table, the window, the optional fingerprint."""
+
+    table: sql.Identifier
+    window: ReportWindow
+    fingerprint: str | None
+
+    def compose(self, template: str, order: str = "") -> sql.Composed:
+        return compose(template, self.table, fingerprint=self.fingerprint, order=order)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        first, last = bucket_starts(self.window)
+        return {
+            "start": self.window.start,
+            "end": self.window.end,
+            "previous_start": self.window.previous_start,
+            "fingerprint": self.fingerprint,
+            "first_bucket": first,
+            "last_bucket": last,
+            "width": timedelta(seconds=self.window.bucket_seconds),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _WindowAggregates:
+    """What the second connection computes while the first aggregates per fingerprint."""
+
+    summary: Row
+    timeline: tuple[TimelineBucket, ...]
+    hints: dict[str, list[tuple[str | None, int]]]
+    cache_outcomes: dict[str, list[tuple[str | None, int]]]
+
+
 def report(
     conninfo: str,
     *,
@@ -184,6 +152,7 @@ def report(
     ``now``, or ``[from_, to)``; the default is the last 24 hours. ``now``
     defaults to the database server's clock. ``top`` fingerprints are listed,
     ordered by ``sort``; regressions cover every fingerprint of the window.
+    Opens two connections for the duration of the report.
 
     Raises :class:`~queryopt.ReportError` with a one-line reason when the
     database is unreachable, the table is missing (migrations not applied) or
@@ -194,41 +163,62 @@ def report(
     with _connect(conninfo) as conn:
         try:
             with conn.transaction():
-                conn.execute(_SESSION)
+                conn.execute(SESSION)
                 _require_table(conn, schema)
-                server_now = conn.execute("SELECT statement_timestamp()").fetchone()
-                assert server_now is not None
-                window = resolve_window(now=now or server_now[0], since=since, start=from_, end=to)
-                only = sql.SQL("AND fingerprint = %(fingerprint)s" if fingerprint is not None else "")
-                params: dict[str, Any] = {
-                    "start": window.start,
-                    "end": window.end,
-                    "previous_start": window.previous_start,
-                    "fingerprint": fingerprint,
-                }
-                query = sql.SQL(_PER_FINGERPRINT).format(table=table, only=only, order=sql.SQL(_SORT_COLUMNS[sort_key]))
-                rows = conn.execute(query, params).fetchall()
+                clock = conn.execute("SELECT statement_timestamp(), pg_export_snapshot()").fetchone()
+                assert clock is not None
+                generated_at, snapshot = clock
+                window = resolve_window(now=now or generated_at, since=since, start=from_, end=to)
+                scope = _Scope(table, window, fingerprint)
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="queryopt-report") as pool:
+                    side = pool.submit(_window_aggregates, conninfo, snapshot, scope)
+                    rows = conn.execute(scope.compose(PER_FINGERPRINT, SORT_COLUMNS[sort_key]), scope.params).fetchall()
+                    samples = _samples(conn, scope, rows[:top])
+                    aggregates = side.result()
                 if not rows:
                     raise ReportError(_nothing_found(conn, table, window, fingerprint))
-                summary_row = conn.execute(sql.SQL(_SUMMARY).format(table=table, only=only), params).fetchone()
-                summary = _summary(summary_row, fingerprints=len(rows))
-                timeline = _timeline(conn, table, only, window, params)
-                queries = _queries(conn, table, window, rows[:top])
-                regressions = tuple(sorted((_regression(row) for row in rows), key=_regression_order))
         except psycopg.Error as exc:
             raise ReportError(f"the report query failed: {_one_line(exc)}") from exc
+    regressions = sorted((_regression(row) for row in rows), key=_regression_order)
     return Report(
         schema=schema,
-        generated_at=server_now[0],
+        generated_at=generated_at,
         window=window,
         sort=sort_key,
         top=top,
         fingerprint=fingerprint,
-        summary=summary,
-        queries=queries,
+        summary=_summary(aggregates.summary, fingerprints=len(rows)),
+        queries=tuple(_query(row, samples[row[0]], aggregates) for row in rows[:top]),
         regressions=tuple(r for r in regressions if r.severity is not Severity.OK),
-        timeline=timeline,
+        timeline=aggregates.timeline,
     )
+
+
+def _window_aggregates(conninfo: str, snapshot: str, scope: _Scope) -> _WindowAggregates:
+    """Summary, timeline and hint/cache counts, on a second connection that sees the first one's snapshot."""
+    with _connect(conninfo) as conn, conn.transaction():
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        conn.execute(SESSION)
+        params = scope.params
+        summary = conn.execute(scope.compose(SUMMARY), params).fetchone()
+        assert summary is not None
+        timeline = tuple(
+            TimelineBucket(start=start, calls=calls, total_ms=total, max_ms=maximum, timeouts=timeouts, errors=errors)
+            for start, calls, total, maximum, timeouts, errors in conn.execute(scope.compose(TIMELINE), params)
+        )
+        hints: dict[str, list[tuple[str | None, int]]] = defaultdict(list)
+        outcomes: dict[str, list[tuple[str | None, int]]] = defaultdict(list)
+        for fingerprint, is_hint, value, calls in conn.execute(scope.compose(COUNTS), params):
+            (hints if is_hint else outcomes)[fingerprint].append((value, calls))
+    return _WindowAggregates(summary, timeline, hints, outcomes)
+
+
+def _samples(conn: psycopg.Connection[Row], scope: _Scope, rows: Sequence[Row]) -> dict[str, tuple[str, str, str]]:
+    """``fingerprint -> (kind, normalized_sql, sql_text)`` of the slowest call of each listed fingerprint."""
+    if not rows:
+        return {}
+    params = {**scope.params, "fingerprints": [row[0] for row in rows]}
+    return {fp: (kind, normalized, text) for fp, kind, normalized, text in conn.execute(scope.compose(SAMPLES), params)}
 
 
 def _require_table(conn: psycopg.Connection[Row], schema: str) -> None:
@@ -243,7 +233,7 @@ def _require_table(conn: psycopg.Connection[Row], schema: str) -> None:
 
 
 def _nothing_found(
-    conn: psycopg.Connection[Row], table: sql.Composed | sql.Identifier, window: ReportWindow, fingerprint: str | None
+    conn: psycopg.Connection[Row], table: sql.Identifier, window: ReportWindow, fingerprint: str | None
 ) -> str:
     """Why the window is empty, in one line: no rows at all, unknown fingerprint, or nothing in this window."""
     only = sql.SQL("WHERE fingerprint = %(fingerprint)s" if fingerprint is not None else "")
@@ -264,8 +254,7 @@ def _nothing_found(
     )
 
 
-def _summary(row: Row | None, *, fingerprints: int) -> Summary:
-    assert row is not None
+def _summary(row: Row, *, fingerprints: int) -> Summary:
     calls, total, mean, percentiles, maximum, timeouts, errors, first_seen, last_seen = row
     return Summary(
         calls=calls,
@@ -283,30 +272,9 @@ def _summary(row: Row | None, *, fingerprints: int) -> Summary:
     )
 
 
-def _timeline(
-    conn: psycopg.Connection[Row],
-    table: sql.Identifier,
-    only: sql.SQL,
-    window: ReportWindow,
-    params: dict[str, Any],
-) -> tuple[TimelineBucket, ...]:
-    first, last = bucket_starts(window)
-    bucket_params = {
-        **params,
-        "first_bucket": first,
-        "last_bucket": last,
-        "width": timedelta(seconds=window.bucket_seconds),
-    }
-    rows = conn.execute(sql.SQL(_TIMELINE).format(table=table, only=only), bucket_params).fetchall()
-    return tuple(
-        TimelineBucket(start=start, calls=calls, total_ms=total, max_ms=maximum, timeouts=timeouts, errors=errors)
-        for start, calls, total, maximum, timeouts, errors in rows
-    )
-
-
 def _regression(row: Row) -> Regression:
-    fingerprint, _calls, _total, mean, _min, percentiles, *_rest = row
-    previous_calls, previous_mean, previous_p95 = row[13:16]
+    fingerprint, mean, percentiles = row[0], row[3], row[5]
+    previous_calls, previous_mean, previous_p95 = row[12:15]
     p95 = percentiles[1]
     mean_ratio = ratio(mean, previous_mean)
     p95_ratio = ratio(p95, previous_p95)
@@ -333,50 +301,28 @@ def _counts(pairs: Sequence[tuple[str | None, int]]) -> tuple[Count, ...]:
     return tuple(Count(value=value, calls=calls) for value, calls in ordered)
 
 
-def _queries(
-    conn: psycopg.Connection[Row], table: sql.Identifier, window: ReportWindow, rows: Sequence[Row]
-) -> tuple[QueryStats, ...]:
-    """The top rows with what needs the heap: hint and cache-outcome counts, the slowest call's text."""
-    fingerprints = [row[0] for row in rows]
-    params = {"start": window.start, "end": window.end, "fingerprints": fingerprints}
-    hints: dict[str, list[tuple[str | None, int]]] = {fp: [] for fp in fingerprints}
-    outcomes: dict[str, list[tuple[str | None, int]]] = {fp: [] for fp in fingerprints}
-    for fingerprint, is_hint, value, calls in conn.execute(sql.SQL(_COUNTS).format(table=table), params):
-        (hints if is_hint else outcomes)[fingerprint].append((value, calls))
-    samples = {
-        sample_id: (kind, normalized, text)
-        for sample_id, kind, normalized, text in conn.execute(
-            sql.SQL(_SAMPLES).format(table=table), {"ids": [row[11] for row in rows]}
-        )
-    }
-    queries = []
-    for row in rows:
-        fingerprint, calls, total, mean, minimum, percentiles, maximum, timeouts, errors, first, last, sample_id = row[
-            :12
-        ]
-        kind, normalized, text = samples[sample_id]
-        queries.append(
-            QueryStats(
-                fingerprint=fingerprint,
-                kind=kind,
-                normalized_sql=normalized,
-                sample_sql=text,
-                calls=calls,
-                total_ms=total,
-                mean_ms=mean,
-                min_ms=minimum,
-                p50_ms=percentiles[0],
-                p95_ms=percentiles[1],
-                p99_ms=percentiles[2],
-                max_ms=maximum,
-                share=row[12] if row[12] is not None else 0.0,
-                timeouts=timeouts,
-                errors=errors,
-                first_seen=first,
-                last_seen=last,
-                hints=_counts(hints[fingerprint]),
-                cache_outcomes=_counts(outcomes[fingerprint]),
-                regression=_regression(row),
-            )
-        )
-    return tuple(queries)
+def _query(row: Row, sample: tuple[str, str, str], aggregates: _WindowAggregates) -> QueryStats:
+    fingerprint, calls, total, mean, minimum, percentiles, maximum, timeouts, errors, first, last, share = row[:12]
+    kind, normalized, text = sample
+    return QueryStats(
+        fingerprint=fingerprint,
+        kind=kind,
+        normalized_sql=normalized,
+        sample_sql=text,
+        calls=calls,
+        total_ms=total,
+        mean_ms=mean,
+        min_ms=minimum,
+        p50_ms=percentiles[0],
+        p95_ms=percentiles[1],
+        p99_ms=percentiles[2],
+        max_ms=maximum,
+        share=share if share is not None else 0.0,
+        timeouts=timeouts,
+        errors=errors,
+        first_seen=first,
+        last_seen=last,
+        hints=_counts(aggregates.hints.get(fingerprint, [])),
+        cache_outcomes=_counts(aggregates.cache_outcomes.get(fingerprint, [])),
+        regression=_regression(row),
+    )

@@ -158,7 +158,7 @@ class QueryStats:
     kind: str
     normalized_sql: str
     sample_sql: str
-    """The statement of the slowest call in the window, as it was sent."""
+    """The statement of the slowest call in the window (the latest on a tie), as it was sent."""
     calls: int
     total_ms: float
     mean_ms: float

@@ -76,10 +76,10 @@ def rows() -> list[Seed]:
     seeds += [Seed(_at(3), TWICE_FP, 200.0), Seed(_at(4), TWICE_FP, 200.0)]
     # Only in the previous window.
     seeds.append(Seed(_at(33), GONE_FP, 999.0))
-    # A hostile statement; its two slowest calls tie, the later id is the sample.
+    # A hostile statement; its two slowest calls tie, the later one is the sample (though inserted first).
     seeds += [
-        Seed(_at(7), XSS_FP, 300.0, sql_text=HOSTILE_SQL + " /* first */"),
-        Seed(_at(8), XSS_FP, 300.0, sql_text=HOSTILE_SQL, hints="/*+ Rows(a b #10) | x */", cache_outcome="miss"),
+        Seed(_at(7), XSS_FP, 300.0, sql_text=HOSTILE_SQL, hints="/*+ Rows(a b #10) | x */", cache_outcome="miss"),
+        Seed(_at(8), XSS_FP, 300.0, sql_text=HOSTILE_SQL + " /* earlier */"),
         Seed(_at(9), XSS_FP, 80.75, sql_text=HOSTILE_SQL + " /* fast */"),
     ]
     # Outside both windows: exactly at NOW (the end is excluded) and before the previous window.
@@ -178,7 +178,7 @@ def expected_queries(seeds: list[Seed], start: datetime = START, end: datetime =
         group = [s for _, s in indexed]
         durations = [s.duration_ms for s in group]
         before = [s.duration_ms for s in previous.get(fp, [])]
-        slowest = max(indexed, key=lambda pair: (pair[1].duration_ms, pair[0]))[1]
+        slowest = max(indexed, key=lambda pair: (pair[1].duration_ms, pair[1].started_at, pair[0]))[1]
         hints: dict[str | None, int] = defaultdict(int)
         outcomes: dict[str | None, int] = defaultdict(int)
         for s in group:

@@ -79,7 +79,7 @@ def test_percentiles_interpolate_like_postgresql(full_report: Report) -> None:
 
 def test_sample_is_the_slowest_call_and_the_latest_on_a_tie(full_report: Report) -> None:
     xss = next(q for q in full_report.queries if q.fingerprint == XSS_FP)
-    assert xss.sample_sql == seed.HOSTILE_SQL  # inserted after the "/* first */" call of the same duration
+    assert xss.sample_sql == seed.HOSTILE_SQL  # started after the "/* earlier */" call of the same duration
 
 
 def test_regressions_classify_each_fingerprint(full_report: Report) -> None:

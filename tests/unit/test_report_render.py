@@ -5,85 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.console import Console
 
 from queryopt.errors import ReportError
-from queryopt.report import (
-    Count,
-    QueryStats,
-    Regression,
-    Report,
-    ReportFormat,
-    ReportWindow,
-    Severity,
-    SortKey,
-    Summary,
-    TimelineBucket,
-    render,
-)
+from queryopt.report import ReportFormat, render
 from queryopt.report.markdown import inline
 from queryopt.report.terminal import print_report
-
-START = datetime(2024, 5, 1, 12, tzinfo=UTC)
-HOSTILE = "[bold red]x[/] <script>alert('x')</script> | `y` \"q\" *z* _w_ &amp; \\ #h"
-FORMULA = '=HYPERLINK("http://example.invalid")'
-
-
-def _regression(fingerprint: str, severity: Severity, mean_ratio: float | None) -> Regression:
-    previous = None if severity is Severity.NEW else 10.0
-    return Regression(fingerprint, severity, 50.0, 60.0, 0 if previous is None else 3, previous, 0.0, mean_ratio, None)
-
-
-def _report() -> Report:
-    crit = _regression("[red]fp[/red]", Severity.CRITICAL, math.inf)
-    query = QueryStats(
-        fingerprint=crit.fingerprint,
-        kind=HOSTILE,
-        normalized_sql=HOSTILE + "\n  -- second line",
-        sample_sql="-- leading comment\n" + HOSTILE,
-        calls=3,
-        total_ms=150.0,
-        mean_ms=50.0,
-        min_ms=0.0,
-        p50_ms=40.0,
-        p95_ms=60.0,
-        p99_ms=61.5,
-        max_ms=62.0,
-        share=1.0,
-        timeouts=1,
-        errors=2,
-        first_seen=START,
-        last_seen=START + timedelta(hours=1),
-        hints=(Count(HOSTILE, 2), Count(None, 1)),
-        cache_outcomes=(Count(FORMULA, 3),),
-        regression=crit,
-    )
-    return Report(
-        schema="queryopt",
-        generated_at=START + timedelta(days=1),
-        window=ReportWindow(START, START + timedelta(hours=24), START - timedelta(hours=24), 3600),
-        sort=SortKey.TOTAL,
-        top=20,
-        fingerprint=None,
-        summary=Summary(3, 1, 150.0, 50.0, 40.0, 60.0, 61.5, 62.0, 1, 2, START, START + timedelta(hours=1)),
-        queries=(query,),
-        regressions=(crit, _regression("0000000000000e11", Severity.NEW, None)),
-        timeline=tuple(
-            TimelineBucket(START + timedelta(hours=h), 1 if h < 3 else 0, 50.0 if h < 3 else 0.0, 62.0, 0, 0)
-            for h in range(24)
-        ),
-    )
+from tests.unit.report_sample import FORMULA, HOSTILE, sample_report
 
 
 def test_terminal_shows_rich_markup_as_typed() -> None:
     out = io.StringIO()
-    print_report(_report(), Console(file=out, width=80, color_system=None))
+    print_report(sample_report(), Console(file=out, width=80, color_system=None))
     text = out.getvalue()
     assert "[red]fp[/red]" in text
     assert "[bold red]x[/]" in text
@@ -92,7 +29,7 @@ def test_terminal_shows_rich_markup_as_typed() -> None:
 
 
 def test_terminal_clips_a_long_statement_to_three_lines() -> None:
-    report = _report()
+    report = sample_report()
     long_query = replace(report.queries[0], normalized_sql="SELECT " + "x, " * 2000 + "1")
     out = io.StringIO()
     print_report(replace(report, queries=(long_query,)), Console(file=out, width=80, color_system=None))
@@ -110,7 +47,7 @@ def test_markdown_inline_escaping() -> None:
 
 
 def test_markdown_has_no_live_html_or_markup_from_recorded_text() -> None:
-    markdown = render(_report(), ReportFormat.MARKDOWN)
+    markdown = render(sample_report(), ReportFormat.MARKDOWN)
     assert "<script" not in markdown
     outside_pre = re.sub(r"<pre><code>.*?</code></pre>", "", markdown, flags=re.DOTALL)
     for raw, escaped in (("[bold red]", r"\[bold red\]"), ("`y`", r"\`y\`"), ("*z*", r"\*z\*"), ("| `y`", r"\| \`y\`")):
@@ -121,7 +58,7 @@ def test_markdown_has_no_live_html_or_markup_from_recorded_text() -> None:
 
 
 def test_html_escapes_every_recorded_field() -> None:
-    page = render(_report(), ReportFormat.HTML)
+    page = render(sample_report(), ReportFormat.HTML)
     assert "<script" not in page
     assert "alert(&#x27;x&#x27;)" in page
     assert "&amp;amp;" in page  # an entity in the SQL is shown as typed, not decoded
@@ -130,14 +67,14 @@ def test_html_escapes_every_recorded_field() -> None:
 
 
 def test_json_writes_an_infinite_ratio_as_null() -> None:
-    doc = json.loads(render(_report(), "json"))
+    doc = json.loads(render(sample_report(), "json"))
     assert doc["regressions"][0]["mean_ratio"] is None
     assert doc["regressions"][0]["severity"] == "critical"
     assert doc["queries"][0]["hints"] == [{"value": HOSTILE, "calls": 2}, {"value": None, "calls": 1}]
 
 
 def test_csv_neutralises_formulas_but_keeps_text() -> None:
-    rows = list(csv.DictReader(io.StringIO(render(_report(), "csv"))))
+    rows = list(csv.DictReader(io.StringIO(render(sample_report(), "csv"))))
     assert rows[0]["cache_outcomes"] == "'" + FORMULA + "=3"
     assert rows[0]["sample_sql"] == "'-- leading comment\n" + HOSTILE
     assert rows[0]["normalized_sql"] == HOSTILE + "\n  -- second line"
@@ -147,4 +84,4 @@ def test_csv_neutralises_formulas_but_keeps_text() -> None:
 
 def test_unknown_format() -> None:
     with pytest.raises(ReportError, match="unknown report format 'pdf'"):
-        render(_report(), "pdf")
+        render(sample_report(), "pdf")
