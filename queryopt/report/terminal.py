@@ -159,7 +159,7 @@ def _statement(rank: int, q: QueryStats) -> RenderableType:
         f"hints: {fmt.counts(q.hints, empty='none')}; cache: {fmt.counts(q.cache_outcomes, empty='not cached')}",
         style="dim",
     )
-    return Group(head, _clipped(numbers), _clipped(sql), _clipped(detail))
+    return Group(head, _Clipped(numbers), _Clipped(sql), _Clipped(detail))
 
 
 class _Clipped:
@@ -175,10 +175,6 @@ class _Clipped:
             lines = [*lines[: _SQL_LINES - 1], lines[_SQL_LINES - 1] + Text("…")]
         for line in lines:
             yield Text("   ") + line
-
-
-def _clipped(text: Text) -> _Clipped:
-    return _Clipped(text)
 
 
 def print_report(report: Report, console: Console) -> None:
