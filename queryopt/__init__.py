@@ -52,6 +52,7 @@ from queryopt.optimizer import (
 from queryopt.recorder import SlowQuery, SlowQueryRecorder
 from queryopt.result import QueryResult
 from queryopt.stats import Alert, AlertSeverity, QueryStats
+from queryopt.report import Report, ReportFormat
 
 __all__ = [
     "Alert",
@@ -80,8 +81,10 @@ __all__ = [
     "QueryoptError",
     "RecorderError",
     "RecorderPolicy",
+    "Report",
     "ReportError",
     "ResultCache",
+    "ReportFormat",
     "RetryPolicy",
     "Rows",
     "ScanHint",
