@@ -50,9 +50,9 @@ from queryopt.optimizer import (
     optimize_query,
 )
 from queryopt.recorder import SlowQuery, SlowQueryRecorder
+from queryopt.report import Report, ReportFormat
 from queryopt.result import QueryResult
 from queryopt.stats import Alert, AlertSeverity, QueryStats
-from queryopt.report import Report, ReportFormat
 
 __all__ = [
     "Alert",
@@ -83,8 +83,8 @@ __all__ = [
     "RecorderPolicy",
     "Report",
     "ReportError",
-    "ResultCache",
     "ReportFormat",
+    "ResultCache",
     "RetryPolicy",
     "Rows",
     "ScanHint",
