@@ -181,7 +181,7 @@ class RedisBackend:
             # No retries inside redis-py: a failure opens our own circuit instead of stalling the query.
             self._client: Any = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **self._options)
         except ValueError as exc:
-            raise ConfigurationError(f"RedisBackend: {exc}", setting="url") from exc
+            raise ConfigurationError(f"RedisBackend.url {url!r}: {exc}", setting="url") from exc
         self._async_client: Any = None  # redis.asyncio.Redis: its stubs leave commands untyped
         self._async_loop: asyncio.AbstractEventLoop | None = None
         prefix = f"queryopt:v{FORMAT_VERSION}:{{{namespace}}}:"
