@@ -15,21 +15,26 @@ single run, and across processes with a shared backend),
 :class:`~queryopt.observation.CallObserver` (statistics and the slow-query
 recorder, whose ``submit`` never blocks).
 
-**The event loop never runs analysis.** Preparing a new SQL text costs from
-~0.1 ms (a primary-key lookup) to several ms (a long analytic query) of pure
-CPU, plus catalog look-ups when hints are asked for; it runs in a worker thread
-(``asyncio.to_thread``), with its own blocking connection for the catalog, so
-other tasks keep running (measured in ``benchmarks/async_prepare``). A text
-prepared once is served from a dictionary, in the loop.
+**The event loop never runs analysis.** Analysing a new SQL text costs from
+~0.4 ms (a primary-key lookup) to tens of ms (a long analytic query) of CPU.
+A worker *thread* does not help: sqlglot's compiled parser (sqlglotc, mypyc)
+holds the GIL for the whole analysis, so the loop stalled as long with
+``asyncio.to_thread`` as without (``benchmarks/async_prepare``). So analysis runs
+in a worker *process* (``analysis_processes``, 1 by default, started in the
+background when the optimizer opens; 0 analyses in a thread instead), and
+catalog look-ups for hints (blocking I/O) in a thread with a blocking connection
+of its own. A text prepared once is served from a dictionary, in the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -37,6 +42,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from queryopt.analysis import Analysis, analyze, analyze_uncached
 from queryopt.async_execution import AsyncConnection, AsyncExecutor
 from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
 from queryopt.config import HintMode, Settings
@@ -107,7 +113,15 @@ class AsyncOptimizer:
         query_stats: QueryStats | None = None,
         min_size: int = 1,
         max_size: int = 10,
+        analysis_processes: int = 1,
     ) -> None:
+        if isinstance(analysis_processes, bool) or not isinstance(analysis_processes, int) or analysis_processes < 0:
+            raise ConfigurationError(
+                f"analysis_processes must be a whole number >= 0, got {analysis_processes!r}",
+                setting="analysis_processes",
+            )
+        self.analysis_processes = analysis_processes
+        self._analysts: ProcessPoolExecutor | None = None
         self.settings = settings or Settings.from_env()
         dsn = dsn or self.settings.dsn
         if pool is None and not dsn:
@@ -170,6 +184,12 @@ class AsyncOptimizer:
                 if self.preparer.identity is None:
                     async with self.pool.connection() as conn:
                         await self._learn(conn)
+                if self.analysis_processes and self._analysts is None:
+                    # Spawned, not forked (threads run here); started now so the first new text need not wait.
+                    self._analysts = ProcessPoolExecutor(
+                        self.analysis_processes, mp_context=multiprocessing.get_context("spawn")
+                    )
+                    self._analysts.submit(analyze_uncached, "SELECT 1").add_done_callback(_retrieve)
                 self._opened = True
         return self
 
@@ -190,6 +210,10 @@ class AsyncOptimizer:
         if self._owns_pool:
             await self.pool.close()
         await asyncio.to_thread(self._catalog.close)
+        analysts, self._analysts = self._analysts, None
+        if analysts is not None:
+            await asyncio.to_thread(analysts.shutdown)
+        self._opened = False
 
     async def __aenter__(self) -> AsyncOptimizer:
         return await self.open()
@@ -229,9 +253,21 @@ class AsyncOptimizer:
             await self.open()
         key = (sql, None if index_hints is None else freeze_hints(index_hints), has_params)
         call = self._calls.get(key)
-        if call is None:
-            call = await asyncio.to_thread(self.preparer.prepare, sql, index_hints, has_params=has_params)
-        return call
+        if call is not None:
+            return call
+        analysis = await self._analyze(sql)
+        if self.preparer.needs_catalog(index_hints):
+            return await asyncio.to_thread(
+                self.preparer.prepare, sql, index_hints, has_params=has_params, analysis=analysis
+            )
+        return self.preparer.prepare(sql, has_params=has_params, analysis=analysis)  # analysed already: µs
+
+    async def _analyze(self, sql: str) -> Analysis:
+        """``analyze(sql)`` away from the event loop: in the worker process, else a thread."""
+        analysts = self._analysts
+        if analysts is None:
+            return await asyncio.to_thread(analyze, sql)
+        return await asyncio.get_running_loop().run_in_executor(analysts, analyze_uncached, sql)
 
     async def cache_decision(self, sql: str, params: Params = None) -> CacheDecision:
         """Whether results of ``sql`` with ``params`` may be cached, and if not, why."""
@@ -374,6 +410,11 @@ class AsyncTransaction:
 
     async def query(self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any) -> list[Any]:
         return shape_rows(await self.execute(sql, params, **options), rows)
+
+
+def _retrieve(future: Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # the warm-up's outcome does not matter; retrieving it keeps asyncio quiet
 
 
 # -- the module-level API ------------------------------------------------------------------------------

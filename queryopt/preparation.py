@@ -170,12 +170,17 @@ class CallPreparer:
         """The prepared call for ``sql`` without hints, if there is one (the hot path)."""
         return self.calls.get((sql, None, has_params))
 
-    def prepare(self, sql: str, index_hints: IndexHints = None, *, has_params: bool = True) -> PreparedCall:
-        """Analyse ``sql`` and resolve its hints once; later calls with the same text reuse the result."""
+    def prepare(
+        self, sql: str, index_hints: IndexHints = None, *, has_params: bool = True, analysis: Analysis | None = None
+    ) -> PreparedCall:
+        """Analyse ``sql`` and resolve its hints once; later calls with the same text reuse the result.
+
+        ``analysis`` is ``analyze(sql)`` computed elsewhere (the async optimizer's worker process).
+        """
         key = (sql, None if index_hints is None else freeze_hints(index_hints), has_params)
         call = self.calls.get(key)
         if call is None:
-            call = self._build(sql, index_hints, has_params)
+            call = self._build(sql, index_hints, has_params, analysis)
             prepared = self.calls
             if len(prepared) >= _MAX_PREPARED:
                 prepared.clear()
@@ -197,8 +202,15 @@ class CallPreparer:
             hints = ruled if hints is None else hints.merge(ruled)
         return hints
 
-    def _build(self, sql: str, index_hints: IndexHints, has_params: bool) -> PreparedCall:
-        analysis = analyze(sql)
+    def needs_catalog(self, index_hints: IndexHints) -> bool:
+        """Whether preparing with ``index_hints`` reads the catalog (blocking I/O)."""
+        return index_hints is not None or bool(len(self.hint_rules))
+
+    def _build(
+        self, sql: str, index_hints: IndexHints, has_params: bool, analysis: Analysis | None = None
+    ) -> PreparedCall:
+        if analysis is None or analysis.sql != sql:
+            analysis = analyze(sql)
         text, hint_text = sql, None
         settings: tuple[tuple[str, str], ...] = ()
         hints = self._hints_for(analysis, index_hints)

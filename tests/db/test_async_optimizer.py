@@ -168,23 +168,22 @@ def test_the_client_deadline_cancels_a_server_that_stopped_answering(dsn: str, c
 
 def test_serialization_failures_are_retried(dsn: str, shop: psycopg.Connection[Any]) -> None:
     retry = RetryPolicy(attempts=3, initial_backoff=0.01, max_backoff=0.05, jitter=0.01)
+    update = "UPDATE customers SET name = name || ' (retried)' WHERE id = 1"
     blocker = psycopg.connect(dsn)
-    try:
+    committer = threading.Timer(0.3, blocker.commit)
+
+    async def body(db: AsyncOptimizer) -> None:
+        await db.prepare(update, has_params=False)  # analysed before the race starts
         blocker.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
         blocker.execute("UPDATE customers SET name = 'blocker' WHERE id = 1")
-        threading.Timer(0.3, blocker.commit).start()
+        committer.start()
+        await db.execute(update)
+        assert db.stats()["retries"] >= 1
 
-        async def body(db: AsyncOptimizer) -> None:
-            await db.execute("UPDATE customers SET name = name || ' (retried)' WHERE id = 1")
-            assert db.stats()["retries"] >= 1
-
-        run(
-            dsn + " options='-c default_transaction_isolation=serializable'",
-            body,
-            retry=retry,
-        )
+    try:
+        run(dsn + " options='-c default_transaction_isolation=serializable'", body, retry=retry)
     finally:
-        time.sleep(0.4)
+        committer.join(5)
         blocker.close()
     assert shop.execute("SELECT name FROM customers WHERE id = 1").fetchone() == ("blocker (retried)",)
 
@@ -221,8 +220,9 @@ def test_optimize_query_async_uses_a_default_per_event_loop(
     assert asyncio.run(main()) == [[("customer 2",)], [("customer 2",)], [{"int4": 5}]]
 
 
-def test_preparation_runs_off_the_event_loop(dsn: str, shop: psycopg.Connection[Any]) -> None:
+def test_analysis_and_catalog_look_ups_run_off_the_event_loop(dsn: str, shop: psycopg.Connection[Any]) -> None:
     threads: list[str] = []
+    text = f"SELECT id FROM customers c WHERE c.id = %s AND {uuid.uuid4().int % 10**9} > 0"  # never analysed yet
 
     async def body(db: AsyncOptimizer) -> None:
         original = db.preparer.prepare
@@ -232,10 +232,13 @@ def test_preparation_runs_off_the_event_loop(dsn: str, shop: psycopg.Connection[
             return original(*args, **kwargs)
 
         db.preparer.prepare = spy  # type: ignore[method-assign]
-        await db.query("SELECT id FROM customers c WHERE c.id = %s", [1], index_hints=["customers_pkey"])
-        await db.query("SELECT id FROM customers c WHERE c.id = %s", [1])
-        await db.query("SELECT id FROM customers c WHERE c.id = %s", [2])  # prepared: no thread hop
+        misses = queryopt.analysis_cache_info()["misses"]
+        assert await db.query(text, [1]) == [(1,)]
+        assert queryopt.analysis_cache_info()["misses"] == misses  # analysed in the worker process, not here
+        assert await db.query(text, [1], index_hints=["customers_pkey"]) == [(1,)]  # catalog: in a thread
+        assert await db.query(text, [2]) == [(2,)]  # prepared already: straight from the dictionary
 
     run(dsn, body, cache=ResultCache(CachePolicy()))
     assert len(threads) == 2
-    assert threading.main_thread().name not in threads
+    assert threads[0] == threading.main_thread().name  # given the analysis, preparing costs microseconds
+    assert threads[1] != threading.main_thread().name
