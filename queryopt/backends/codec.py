@@ -200,12 +200,20 @@ def encode(
     return _PLAIN + body
 
 
-def decode(payload: bytes | memoryview) -> tuple[tuple[str, ...], tuple[tuple[Any, ...], ...], int]:
-    """The ``(columns, rows, rowcount)`` that :func:`encode` wrote."""
-    flag, body = bytes(payload[:1]), payload[1:]
-    if flag == _COMPRESSED:
-        body = zlib.decompress(body)
-    elif flag != _PLAIN:
+_TAGGED_DECODER: Final = json.JSONDecoder(object_hook=_object)
+_JSON_DECODER: Final = json.JSONDecoder()
+
+
+def decode(payload: bytes, start: int = 0) -> tuple[tuple[str, ...], tuple[tuple[Any, ...], ...], int]:
+    """The ``(columns, rows, rowcount)`` that :func:`encode` wrote at ``payload[start:]``."""
+    flag = payload[start : start + 1]
+    if flag == _PLAIN:
+        body = payload[start + 1 :]
+    elif flag == _COMPRESSED:
+        body = zlib.decompress(memoryview(payload)[start + 1 :])
+    else:
         raise ValueError(f"not a queryopt cache entry (format flag {flag!r})")
-    columns, rowcount, rows = json.loads(bytes(body).decode("utf-8", "surrogatepass"), object_hook=_object)
+    text = body.decode("utf-8", "surrogatepass")
+    # Without a "{" there is no object to look at: the hook-free decoder is twice as fast.
+    columns, rowcount, rows = (_TAGGED_DECODER if "{" in text else _JSON_DECODER).decode(text)
     return tuple(columns), tuple(map(tuple, rows)), rowcount
