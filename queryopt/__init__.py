@@ -13,6 +13,8 @@ from queryopt.analysis import (
     analyze,
     set_analysis_cache_size,
 )
+from queryopt.async_optimizer import AsyncOptimizer, AsyncTransaction, configure_async, optimize_query_async
+from queryopt.backends.redis import RedisBackend
 from queryopt.cache import ResultCache
 from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
 from queryopt.errors import (
@@ -59,6 +61,8 @@ __all__ = [
     "AlertSeverity",
     "Analysis",
     "AnalysisError",
+    "AsyncOptimizer",
+    "AsyncTransaction",
     "CacheDecision",
     "CacheError",
     "CachePolicy",
@@ -81,6 +85,7 @@ __all__ = [
     "QueryoptError",
     "RecorderError",
     "RecorderPolicy",
+    "RedisBackend",
     "Report",
     "ReportError",
     "ReportFormat",
@@ -101,9 +106,11 @@ __all__ = [
     "analysis_cache_info",
     "analyze",
     "configure",
+    "configure_async",
     "default_optimizer",
     "explain",
     "metrics_summary",
     "optimize_query",
+    "optimize_query_async",
     "set_analysis_cache_size",
 ]

@@ -14,13 +14,21 @@ without touching the rules below.
   even when that query finished storing only after the write. A global
   generation counter lets an unchanged cache skip the per-table comparison.
 - **Single-flight**: concurrent identical misses wait for one execution; its
-  error reaches every waiter and is not cached.
+  error reaches every waiter and is not cached. Threads wait on a
+  ``concurrent.futures.Future``; coroutines (:meth:`ResultCache.aget_or_execute`)
+  on an ``asyncio.Future`` of their loop, so a waiting coroutine never blocks it.
+- **Shared backends** (Redis) keep the table versions beside the entries, so a
+  write in one process invalidates every process's results: constructing a
+  ``ResultCache`` with such a backend gives a
+  :class:`~queryopt.shared_cache.SharedResultCache`, which checks versions in
+  the same round trip as the entry and locks across processes on a miss.
 - **Immutability**: results are frozen, rows are tuples; results holding mutable
   values (lists, dicts from json, arrays) are deep-copied on the way out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime
 import decimal
@@ -28,7 +36,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -45,12 +53,14 @@ __all__ = [
     "MemoryBackend",
     "ResultCache",
     "Rows",
+    "SharedBackend",
     "UnkeyableParams",
     "canonical_params",
 ]
 
 Rows = tuple[tuple[Any, ...], ...]
 ResultFactory = Callable[[], QueryResult]
+AsyncResultFactory = Callable[[], Awaitable[QueryResult]]
 VersionKey = tuple[Hashable, str | None]
 
 ALL_TABLES: Final = None
@@ -142,7 +152,7 @@ class CacheEntry:
     result: QueryResult
     expires_at: float
     """Clock reading after which the entry is stale."""
-    versions: tuple[int, ...]
+    versions: tuple[object, ...]
     """Versions of the read tables (and the catch-all) when the query started."""
     generation: int
     """The cache's global generation at which ``versions`` was last found current."""
@@ -166,6 +176,23 @@ class CacheBackend(Protocol):
     def clear(self) -> None: ...
 
     def __len__(self) -> int: ...
+
+
+class SharedBackend(CacheBackend, Protocol):
+    """A store shared by processes that keeps the table versions beside the entries (Redis).
+
+    Versions snapshotted from it are opaque; a shared backend never fails a call: when
+    its server is unreachable, reads miss, stores are skipped and bumps are replayed later.
+    """
+
+    shares_versions: bool
+    """True: :class:`ResultCache` hands such a backend to :class:`~queryopt.shared_cache.SharedResultCache`."""
+
+    def fetch(self, key: Hashable, version_keys: tuple[VersionKey, ...]) -> QueryResult | None:
+        """The entry for ``key`` if stored under the current versions (one round trip)."""
+
+    def bump(self, version_keys: Sequence[VersionKey]) -> None:
+        """Make every entry stored under the current versions of ``version_keys`` stale, atomically."""
 
 
 class MemoryBackend:
@@ -227,8 +254,26 @@ class MemoryBackend:
 class ResultCache:
     """Cached query results with TTL, bounds, single-flight and table-version invalidation.
 
-    ``clock`` returns seconds (monotonic by default); tests may pass their own.
+    ``clock`` returns seconds (monotonic by default); tests may pass their own. A ``backend`` that
+    shares versions between processes (``RedisBackend``) makes this a
+    :class:`~queryopt.shared_cache.SharedResultCache`.
     """
+
+    shared: bool = False
+    """Whether entries and versions are shared with other processes."""
+
+    def __new__(
+        cls,
+        policy: CachePolicy | None = None,
+        *,
+        backend: CacheBackend | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> ResultCache:
+        if cls is ResultCache and getattr(backend, "shares_versions", False) is True:
+            from queryopt.shared_cache import SharedResultCache  # shared_cache imports cache
+
+            return super().__new__(SharedResultCache)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -238,14 +283,18 @@ class ResultCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy or CachePolicy()
-        self.backend: CacheBackend = backend or MemoryBackend(
-            max_entries=self.policy.max_entries, max_bytes=self.policy.max_bytes
+        # Not `backend or …`: an empty backend is falsy (it has a __len__).
+        self.backend: CacheBackend = (
+            backend
+            if backend is not None
+            else MemoryBackend(max_entries=self.policy.max_entries, max_bytes=self.policy.max_bytes)
         )
         self.clock = clock
         self._versions: dict[VersionKey, int] = {}
         self._generation = 0
         self._lock = threading.Lock()
         self._inflight: dict[Hashable, Future[QueryResult]] = {}
+        self._async_inflight: dict[tuple[asyncio.AbstractEventLoop, Hashable], asyncio.Future[QueryResult]] = {}
         self._backend_get = self.backend.get
         self._hits = 0
         self._counters = {
@@ -272,13 +321,18 @@ class ResultCache:
             (scope, ALL_TABLES),
         )
 
-    def _snapshot(self, keys: tuple[VersionKey, ...]) -> tuple[int, ...]:
+    def _snapshot(self, keys: tuple[VersionKey, ...]) -> tuple[object, ...]:
         get = self._versions.get
         return tuple([get(key, 0) for key in keys])
 
+    @staticmethod
+    def bump_keys(scope: Hashable, tables: Iterable[str] | None) -> list[VersionKey]:
+        """The version keys a write to ``tables`` in ``scope`` bumps (``None``: the scope's catch-all)."""
+        return [(scope, ALL_TABLES)] if tables is None else [(scope, table) for table in tables]
+
     def bump(self, scope: Hashable, tables: Iterable[str] | None) -> None:
         """Invalidate results that read ``tables`` in ``scope``; ``None`` invalidates the whole scope."""
-        keys = [(scope, ALL_TABLES)] if tables is None else [(scope, table) for table in tables]
+        keys = self.bump_keys(scope, tables)
         with self._lock:
             for key in keys:
                 self._versions[key] = self._versions.get(key, 0) + 1
@@ -346,10 +400,8 @@ class ResultCache:
                 self._counters["singleflight_joins"] += 1
         if leader is not None:
             return self._copy_out(leader.result())
-        versions = self._snapshot(version_keys)
-        generation = self._generation
         try:
-            result = execute()
+            result = self._fill(key, version_keys, execute, ttl)
         except BaseException as exc:
             future.set_exception(exc)
             raise
@@ -357,15 +409,99 @@ class ResultCache:
             with self._lock:
                 self._inflight.pop(key, None)
         future.set_result(result)
-        self.store(key, result, versions=versions, generation=generation, ttl=ttl)
         return self._copy_out(result)
+
+    def _fill(
+        self, key: Hashable, version_keys: tuple[VersionKey, ...], execute: ResultFactory, ttl: float | None
+    ) -> QueryResult:
+        """The single-flight leader's miss: snapshot the versions, run the query, store its result."""
+        versions = self._snapshot(version_keys)
+        generation = self._generation
+        result = execute()
+        self.store(key, result, versions=versions, generation=generation, ttl=ttl)
+        return result
+
+    # -- asyncio ---------------------------------------------------------------------------------------
+
+    async def aget(self, key: Hashable, version_keys: tuple[VersionKey, ...]) -> QueryResult | None:
+        """:meth:`get` for coroutines (in memory it does no I/O, so it is :meth:`get`)."""
+        return self.get(key, version_keys)
+
+    async def aget_or_execute(
+        self,
+        key: Hashable,
+        version_keys: tuple[VersionKey, ...],
+        execute: AsyncResultFactory,
+        *,
+        ttl: float | None = None,
+    ) -> QueryResult:
+        """:meth:`get_or_execute` for coroutines: concurrent identical misses in one event loop await one run.
+
+        A waiter's cancellation leaves the run alone; a cancelled run hands the work to a waiter.
+        """
+        cached = await self.aget(key, version_keys)
+        if cached is not None:
+            return cached
+        loop = asyncio.get_running_loop()
+        flight = (loop, key)
+        inflight = self._async_inflight
+        while (leader := inflight.get(flight)) is not None:
+            self._counters["singleflight_joins"] += 1
+            try:
+                return self._copy_out(await asyncio.shield(leader))
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not leader.cancelled() or (task is not None and task.cancelling()):
+                    raise
+                # The leader was cancelled, not this waiter: take over.
+        future: asyncio.Future[QueryResult] = loop.create_future()
+        inflight[flight] = future
+        self._counters["misses"] += 1
+        try:
+            result = await self._afill(key, version_keys, execute, ttl)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" log when nobody waited
+            raise
+        finally:
+            del inflight[flight]
+        future.set_result(result)
+        return self._copy_out(result)
+
+    async def _afill(
+        self, key: Hashable, version_keys: tuple[VersionKey, ...], execute: AsyncResultFactory, ttl: float | None
+    ) -> QueryResult:
+        versions = self._snapshot(version_keys)
+        generation = self._generation
+        result = await execute()
+        self.store(key, result, versions=versions, generation=generation, ttl=ttl)
+        return result
+
+    async def abump(self, scope: Hashable, tables: Iterable[str] | None) -> None:
+        """:meth:`bump` for coroutines."""
+        self.bump(scope, tables)
+
+    def close(self) -> None:
+        """Release the backend's connections, if it has any."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
+    async def aclose(self) -> None:
+        """Release the backend's connections made for the running event loop, if it has any."""
+        aclose = getattr(self.backend, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     def store(
         self,
         key: Hashable,
         result: QueryResult,
         *,
-        versions: tuple[int, ...],
+        versions: tuple[object, ...],
         generation: int,
         ttl: float | None = None,
     ) -> None:
@@ -381,7 +517,7 @@ class ResultCache:
         self.backend.set(key, entry, lifetime)
         self._counters["stores"] += 1
 
-    def snapshot(self, version_keys: tuple[VersionKey, ...]) -> tuple[tuple[int, ...], int]:
+    def snapshot(self, version_keys: tuple[VersionKey, ...]) -> tuple[tuple[object, ...], int]:
         """Versions and generation to pass to :meth:`store` for a query about to run."""
         return self._snapshot(version_keys), self._generation
 
@@ -398,4 +534,7 @@ class ResultCache:
         counters["hits"] = self._hits
         counters["entries"] = len(self.backend)
         counters["evictions"] = getattr(self.backend, "evictions", 0)
+        backend_stats = getattr(self.backend, "stats", None)
+        if backend_stats is not None:
+            counters.update(backend_stats())
         return counters

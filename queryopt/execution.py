@@ -12,6 +12,11 @@ deadline for silent stalls, and retries of transient failures.
   retried with exponential backoff and jitter; a lost connection is retried only
   for read-only statements, because a write's outcome is then unknown. The first
   attempt runs outside tenacity, so success costs nothing extra.
+
+:class:`ExecutionRules` holds what does not depend on blocking or awaiting (the
+limits, which failures are retried and how, the translation into queryopt's
+errors, the counters); :class:`Executor` and
+:class:`~queryopt.async_execution.AsyncExecutor` only move bytes.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any, Final
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq.abc import PGresult
 from psycopg_pool import ConnectionPool
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
@@ -36,14 +42,16 @@ from queryopt.errors import QueryError, QueryTimeout
 from queryopt.hints import planner_settings_applied
 from queryopt.result import QueryResult
 
-__all__ = ["Executor", "Statement", "Watchdog", "ensure_statement_timeout", "timeout_ms"]
+__all__ = ["ExecutionRules", "Executor", "Statement", "Watchdog", "ensure_statement_timeout", "timeout_ms"]
 
 logger = logging.getLogger("queryopt")
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 Connection = psycopg.Connection[tuple[Any, ...]]
 
-_TIMEOUT_ATTRIBUTE: Final = "_queryopt_statement_timeout_ms"
+TIMEOUT_ATTRIBUTE: Final = "_queryopt_statement_timeout_ms"
+"""The connection attribute remembering the statement_timeout queryopt last set on it."""
+SET_TIMEOUT_SQL: Final = "SELECT set_config('statement_timeout', %s, false)"
 _CONNECTION_LOST_STATES: Final = frozenset({"57P01", "57P02", "57P03"})
 _RETRY_ANY_STATEMENT: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
@@ -54,10 +62,10 @@ def ensure_statement_timeout(conn: Connection, milliseconds: int) -> bool:
     The value last set through queryopt is remembered on the connection, so an unchanged limit costs
     no round trip.
     """
-    if getattr(conn, _TIMEOUT_ATTRIBUTE, None) == milliseconds:
+    if getattr(conn, TIMEOUT_ATTRIBUTE, None) == milliseconds:
         return False
-    conn.execute("SELECT set_config('statement_timeout', %s, false)", [f"{milliseconds}ms"])
-    setattr(conn, _TIMEOUT_ATTRIBUTE, milliseconds)
+    conn.execute(SET_TIMEOUT_SQL, [f"{milliseconds}ms"])
+    setattr(conn, TIMEOUT_ATTRIBUTE, milliseconds)
     return True
 
 
@@ -145,13 +153,11 @@ class Watchdog:
             self._deadlines.pop(conn, None)
 
 
-def _column_names(cursor: psycopg.Cursor[tuple[Any, ...]], conn: Connection) -> tuple[str, ...]:
-    """The result's column names, read straight from libpq (``cursor.description`` builds objects we don't need)."""
-    result = cursor.pgresult
+def column_names(result: PGresult | None, encoding: str) -> tuple[str, ...]:
+    """A result's column names read straight from libpq (``cursor.description`` builds objects not needed here)."""
     if result is None or not result.nfields:
         return ()
-    encoding = conn.info.encoding
-    return tuple(result.fname(index).decode(encoding) for index in range(result.nfields))  # type: ignore[union-attr]
+    return tuple((result.fname(index) or b"").decode(encoding) for index in range(result.nfields))
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -161,114 +167,54 @@ def _connection_lost(exc: BaseException) -> bool:
     return state is None or state.startswith("08") or state in _CONNECTION_LOST_STATES
 
 
-class Executor:
-    """Runs :class:`Statement` objects on a psycopg pool with timeouts and retries."""
+class ExecutionRules:
+    """What the blocking and the asyncio executors share: limits, retry decisions, errors, counters."""
 
-    def __init__(
-        self,
-        pool: ConnectionPool[Connection],
-        *,
-        timeouts: TimeoutPolicy,
-        retry: RetryPolicy,
-        watchdog: Watchdog | None = None,
-    ) -> None:
-        self.pool = pool
+    def __init__(self, *, timeouts: TimeoutPolicy, retry: RetryPolicy) -> None:
         self.timeouts = timeouts
         self.retry = retry
-        self.watchdog = watchdog or Watchdog()
         self.default_timeout_ms = timeout_ms(timeouts.statement)
         self._counters = {"retries": 0, "timeouts": 0, "stalls": 0, "errors": 0, "timeout_changes": 0}
 
-    def configure_connection(self, conn: Connection) -> None:
-        """Pool ``configure`` hook: give a new connection the default statement timeout, once."""
-        ensure_statement_timeout(conn, self.default_timeout_ms)
+    def limit(self, limit_ms: int | None) -> int:
+        """The statement_timeout of one call, in milliseconds (0: none)."""
+        return self.default_timeout_ms if limit_ms is None else limit_ms
 
-    def run(
-        self, statement: Statement, params: Params, *, limit_ms: int | None = None, attempts: int | None = None
-    ) -> QueryResult:
-        """Execute ``statement``, retrying transient failures up to ``attempts`` tries in all (default: the policy)."""
-        limit = self.default_timeout_ms if limit_ms is None else limit_ms
-        started = time.perf_counter()
-        try:
-            return self._attempt(statement, params, limit, started)
-        except psycopg.Error as exc:
-            tries = self.retry.attempts if attempts is None else attempts
-            if tries > 1 and self._retryable(statement, exc):
-                return self._retry(statement, params, limit, exc, tries)
-            raise self._translate(statement, exc, limit, started) from exc
+    def should_retry(self, statement: Statement, exc: BaseException, attempts: int | None) -> bool:
+        """Whether a first attempt's failure is worth more attempts."""
+        tries = self.retry.attempts if attempts is None else attempts
+        return tries > 1 and self.retryable(statement, exc)
 
-    def _attempt(self, statement: Statement, params: Params, limit: int, started: float) -> QueryResult:
-        with self.pool.connection() as conn:
-            return self._execute_on(conn, statement, params, limit, started)
-
-    def run_on(
-        self, conn: Connection, statement: Statement, params: Params, *, limit_ms: int | None = None
-    ) -> QueryResult:
-        """Execute ``statement`` on a connection the caller holds (inside its transaction): no retries."""
-        limit = self.default_timeout_ms if limit_ms is None else limit_ms
-        started = time.perf_counter()
-        try:
-            return self._execute_on(conn, statement, params, limit, started)
-        except psycopg.Error as exc:
-            raise self._translate(statement, exc, limit, started) from exc
-
-    def _execute_on(
-        self, conn: Connection, statement: Statement, params: Params, limit: int, started: float
-    ) -> QueryResult:
-        if getattr(conn, _TIMEOUT_ATTRIBUTE, None) != limit and ensure_statement_timeout(conn, limit):
-            self._counters["timeout_changes"] += 1
-        guarded = limit > 0
-        if guarded:
-            self.watchdog.watch(conn, started + limit / 1000 + self.timeouts.network_grace)
-        try:
-            if statement.planner_settings:
-                with planner_settings_applied(conn, statement.planner_settings):
-                    cursor = conn.execute(statement.text, params)
-                    columns = _column_names(cursor, conn)
-                    rows = cursor.fetchall() if columns else []
-            else:
-                cursor = conn.execute(statement.text, params)
-                columns = _column_names(cursor, conn)
-                rows = cursor.fetchall() if columns else []
-        except psycopg.Error as exc:
-            if guarded and self.watchdog.release(conn):
-                raise _Stalled(str(exc)) from exc
-            raise
-        if guarded:
-            self.watchdog.release(conn)
-        return QueryResult(columns, tuple(rows), cursor.rowcount)
-
-    def _retryable(self, statement: Statement, exc: BaseException) -> bool:
+    def retryable(self, statement: Statement, exc: BaseException) -> bool:
+        """Serialization failures and deadlocks always; a lost connection only for reads."""
         if isinstance(exc, _RETRY_ANY_STATEMENT):
             return True
         return statement.read_only and self.retry.retry_reads_on_disconnect and _connection_lost(exc)
 
-    def _retry(self, statement: Statement, params: Params, limit: int, first: psycopg.Error, tries: int) -> QueryResult:
+    def retrying_arguments(self, statement: Statement, first: BaseException, attempts: int | None) -> dict[str, Any]:
+        """Keyword arguments for tenacity's ``Retrying`` or ``AsyncRetrying``: the attempts after the first."""
         policy = self.retry
-        retrying = Retrying(
-            stop=stop_after_attempt(tries - 1),
-            wait=wait_exponential(multiplier=policy.initial_backoff, max=policy.max_backoff)
-            + wait_random(0, policy.jitter),
-            retry=retry_if_exception(lambda exc: self._retryable(statement, exc)),
-            reraise=True,
-        )
+        tries = policy.attempts if attempts is None else attempts
         logger.info("queryopt: retrying %s after %s", statement.fingerprint, type(first).__name__)
-        started = time.perf_counter()
-        try:
-            for attempt in retrying:
-                with attempt:
-                    self._counters["retries"] += 1
-                    started = time.perf_counter()
-                    return self._attempt(statement, params, limit, started)
-        except psycopg.Error as exc:
-            raise self._translate(statement, exc, limit, started) from exc
-        raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
+        return {
+            "stop": stop_after_attempt(tries - 1),
+            "wait": wait_exponential(multiplier=policy.initial_backoff, max=policy.max_backoff)
+            + wait_random(0, policy.jitter),
+            "retry": retry_if_exception(lambda exc: self.retryable(statement, exc)),
+            "reraise": True,
+        }
 
-    def _translate(self, statement: Statement, exc: psycopg.Error, limit: int, started: float) -> QueryError:
+    def count(self, name: str) -> None:
+        self._counters[name] += 1
+
+    def translate(
+        self, statement: Statement, exc: psycopg.Error, limit: int, started: float, *, stalled: bool = False
+    ) -> QueryError:
+        """queryopt's error for a driver error: :class:`QueryTimeout` for a cancelled statement."""
         elapsed = time.perf_counter() - started
         sql = statement.text
-        if isinstance(exc, (pg_errors.QueryCanceled, _Stalled)):
-            stalled = isinstance(exc, _Stalled)
+        stalled = stalled or isinstance(exc, _Stalled)
+        if stalled or isinstance(exc, pg_errors.QueryCanceled):
             self._counters["stalls" if stalled else "timeouts"] += 1
             why = (
                 "the server stopped answering; the client cancelled it"
@@ -293,6 +239,94 @@ class Executor:
     def stats(self) -> dict[str, int]:
         """retries, timeouts, stalls, errors, timeout_changes."""
         return dict(self._counters)
+
+
+class Executor(ExecutionRules):
+    """Runs :class:`Statement` objects on a psycopg pool with timeouts and retries."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool[Connection],
+        *,
+        timeouts: TimeoutPolicy,
+        retry: RetryPolicy,
+        watchdog: Watchdog | None = None,
+    ) -> None:
+        super().__init__(timeouts=timeouts, retry=retry)
+        self.pool = pool
+        self.watchdog = watchdog or Watchdog()
+
+    def configure_connection(self, conn: Connection) -> None:
+        """Pool ``configure`` hook: give a new connection the default statement timeout, once."""
+        ensure_statement_timeout(conn, self.default_timeout_ms)
+
+    def run(
+        self, statement: Statement, params: Params, *, limit_ms: int | None = None, attempts: int | None = None
+    ) -> QueryResult:
+        """Execute ``statement``, retrying transient failures up to ``attempts`` tries in all (default: the policy)."""
+        limit = self.default_timeout_ms if limit_ms is None else limit_ms
+        started = time.perf_counter()
+        try:
+            return self._attempt(statement, params, limit, started)
+        except psycopg.Error as exc:
+            if self.should_retry(statement, exc, attempts):
+                return self._retry(statement, params, limit, exc, attempts)
+            raise self.translate(statement, exc, limit, started) from exc
+
+    def _attempt(self, statement: Statement, params: Params, limit: int, started: float) -> QueryResult:
+        with self.pool.connection() as conn:
+            return self._execute_on(conn, statement, params, limit, started)
+
+    def run_on(
+        self, conn: Connection, statement: Statement, params: Params, *, limit_ms: int | None = None
+    ) -> QueryResult:
+        """Execute ``statement`` on a connection the caller holds (inside its transaction): no retries."""
+        limit = self.default_timeout_ms if limit_ms is None else limit_ms
+        started = time.perf_counter()
+        try:
+            return self._execute_on(conn, statement, params, limit, started)
+        except psycopg.Error as exc:
+            raise self.translate(statement, exc, limit, started) from exc
+
+    def _execute_on(
+        self, conn: Connection, statement: Statement, params: Params, limit: int, started: float
+    ) -> QueryResult:
+        if getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit and ensure_statement_timeout(conn, limit):
+            self._counters["timeout_changes"] += 1
+        guarded = limit > 0
+        if guarded:
+            self.watchdog.watch(conn, started + limit / 1000 + self.timeouts.network_grace)
+        try:
+            if statement.planner_settings:
+                with planner_settings_applied(conn, statement.planner_settings):
+                    cursor = conn.execute(statement.text, params)
+                    columns = column_names(cursor.pgresult, conn.info.encoding)
+                    rows = cursor.fetchall() if columns else []
+            else:
+                cursor = conn.execute(statement.text, params)
+                columns = column_names(cursor.pgresult, conn.info.encoding)
+                rows = cursor.fetchall() if columns else []
+        except psycopg.Error as exc:
+            if guarded and self.watchdog.release(conn):
+                raise _Stalled(str(exc)) from exc
+            raise
+        if guarded:
+            self.watchdog.release(conn)
+        return QueryResult(columns, tuple(rows), cursor.rowcount)
+
+    def _retry(
+        self, statement: Statement, params: Params, limit: int, first: psycopg.Error, attempts: int | None
+    ) -> QueryResult:
+        started = time.perf_counter()
+        try:
+            for attempt in Retrying(**self.retrying_arguments(statement, first, attempts)):
+                with attempt:
+                    self._counters["retries"] += 1
+                    started = time.perf_counter()
+                    return self._attempt(statement, params, limit, started)
+        except psycopg.Error as exc:
+            raise self.translate(statement, exc, limit, started) from exc
+        raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
 
 class _Stalled(psycopg.OperationalError):

@@ -84,7 +84,7 @@ class Optimizer:
             raise ConfigurationError(
                 "no database configured: pass dsn=… or pool=…, or set QUERYOPT_DSN", setting="QUERYOPT_DSN"
             )
-        self.cache = cache or ResultCache(self.settings.cache)
+        self.cache = cache if cache is not None else ResultCache(self.settings.cache)
         self._owns_pool = pool is None
         if pool is None:
             assert dsn is not None
@@ -178,11 +178,7 @@ class Optimizer:
         call = self._calls.get((sql, None, params is not None)) if index_hints is None else None
         if call is None:
             call = self.preparer.prepare(sql, index_hints, has_params=params is not None)
-        limit = None
-        if timeout is not None:
-            if timeout <= 0:
-                raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}", setting="timeout")
-            limit = timeout_ms(timeout)
+        limit = None if timeout is None else call_limit(timeout)
         if not use_cache:
             return self._run(call, params, limit, retries, "off")
         if call.bypass_reasons:
@@ -196,8 +192,8 @@ class Optimizer:
         hit = self.cache.get(key, call.version_keys)
         if hit is not None:
             return hit
-        if ttl is not None and ttl <= 0:
-            raise ConfigurationError(f"ttl must be > 0 seconds, got {ttl!r}", setting="ttl")
+        if ttl is not None:
+            check_ttl(ttl)
         return self.cache.get_or_execute(
             key, call.version_keys, lambda: self._run(call, params, limit, retries, "miss"), ttl=ttl
         )
@@ -205,13 +201,8 @@ class Optimizer:
     def _run(
         self, call: PreparedCall, params: Params, limit: int | None, retries: int | None, cache_outcome: str
     ) -> QueryResult:
-        if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis):
-            raise QueryError(
-                "SET/RESET outside a transaction would not last: pooled connections serve other calls next. "
-                "Put settings in the connection string, or use Optimizer.transaction() with SET LOCAL",
-                sql=call.analysis.sql,
-                fingerprint=call.analysis.fingerprint,
-            )
+        if call.analysis.kind is StatementKind.UTILITY:
+            refuse_session_settings(call)
         started = time.perf_counter()
         try:
             result = self.executor.run(call.statement, params, limit_ms=limit, attempts=retries)
@@ -317,6 +308,35 @@ class Transaction:
 
     def query(self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any) -> list[Any]:
         return _shape(self.execute(sql, params, **options), rows)
+
+
+def call_limit(timeout: float) -> int:
+    """A call's ``timeout`` in seconds as a statement_timeout in milliseconds; refuses a timeout <= 0."""
+    if timeout <= 0:
+        raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}", setting="timeout")
+    return timeout_ms(timeout)
+
+
+def check_ttl(ttl: float) -> None:
+    """Refuse a per-call ``ttl`` <= 0."""
+    if ttl <= 0:
+        raise ConfigurationError(f"ttl must be > 0 seconds, got {ttl!r}", setting="ttl")
+
+
+def refuse_session_settings(call: PreparedCall) -> None:
+    """SET/RESET outside a transaction would change whichever pooled connection ran it: refuse them."""
+    if _changes_session(call.analysis):
+        raise QueryError(
+            "SET/RESET outside a transaction would not last: pooled connections serve other calls next. "
+            "Put settings in the connection string, or use Optimizer.transaction() with SET LOCAL",
+            sql=call.analysis.sql,
+            fingerprint=call.analysis.fingerprint,
+        )
+
+
+def shape_rows(result: QueryResult, rows: RowShape) -> list[Any]:
+    """The rows of ``result`` as tuples or dicts."""
+    return _shape(result, rows)
 
 
 def _shape(result: QueryResult, rows: RowShape) -> list[Any]:

@@ -6,10 +6,13 @@ hint block (or the planner settings of the fallback), whether results may be
 cached and which tables a run invalidates. The optimizer and the SQLAlchemy
 integration share it, so both make the same decisions.
 
-The cache scope is the database's identity as learned from a connection:
-server, database, role and search_path, and the postmaster's start time (a
-restarted or failed-over server starts a new scope, so nothing cached before is
-served after).
+The cache scope is the database's identity as the *server* states it, so every
+process and host connected to one database computes the same scope whatever
+address it connects through: the cluster's system identifier, the postmaster's
+start time (a restarted or failed-over server starts a new scope, so nothing
+cached before is served after) and the database. Table versions live in that
+scope: a write by any role invalidates every role's results of that table.
+Cache keys add the role and search_path, so results never cross roles.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ from queryopt.config import HintMode, Settings
 from queryopt.execution import Connection, Statement
 from queryopt.hints import Catalog, HintRules, HintSet, hint_plan_active, plan_hints, resolve_hints
 
-__all__ = ["CallPreparer", "IndexHints", "PreparedCall", "SessionIdentity", "identify"]
+__all__ = [
+    "IDENTIFY_SQL",
+    "CallPreparer",
+    "IndexHints",
+    "PreparedCall",
+    "SessionIdentity",
+    "identify",
+    "identity_from_row",
+]
 
 logger = logging.getLogger("queryopt")
 
@@ -40,28 +51,44 @@ class SessionIdentity:
     """Who and where a connection is: what cached results must never cross."""
 
     host: str
+    """Where this client connected (for messages; not part of any scope: hosts reach one server by many names)."""
     database: str
     role: str
     search_path: str
     started: str
-    """The postmaster's start time: a restart or failover changes it."""
+    """The postmaster's start time in epoch seconds: a restart or failover changes it."""
     server: str
+    """The cluster's system identifier, the same whichever address a client connects through."""
 
     @property
     def scope(self) -> Hashable:
-        return (self.host, self.server, self.started, self.database, self.role, self.search_path)
+        """The database: where table versions live (a write invalidates every role's reads)."""
+        return (self.server, self.started, self.database)
+
+    @property
+    def session_scope(self) -> Hashable:
+        """The database, role and search_path: what cached results never cross."""
+        return (self.server, self.started, self.database, self.role, self.search_path)
+
+
+IDENTIFY_SQL = (
+    "SELECT current_database(), current_user, current_setting('search_path'),"
+    " extract(epoch FROM pg_postmaster_start_time())::text, system_identifier::text"
+    " FROM pg_control_system()"
+)
+"""One round trip that identifies a connection; the async optimizer sends it too."""
+
+
+def identity_from_row(host: str, row: tuple[Any, ...] | None) -> SessionIdentity:
+    """The identity :data:`IDENTIFY_SQL` returned."""
+    assert row is not None
+    database, role, search_path, started, server = (str(value) for value in row)
+    return SessionIdentity(host, database, role, search_path, started, server)
 
 
 def identify(conn: Connection) -> SessionIdentity:
     """Ask the server who this connection is (one round trip, once per new connection)."""
-    row = conn.execute(
-        "SELECT current_database(), current_user, current_setting('search_path'),"
-        " pg_postmaster_start_time()::text,"
-        " coalesce(inet_server_addr()::text, '') || ':' || coalesce(inet_server_port()::text, '')"
-    ).fetchone()
-    assert row is not None
-    database, role, search_path, started, server = (str(value) for value in row)
-    return SessionIdentity(conn.info.host, database, role, search_path, started, server)
+    return identity_from_row(conn.info.host, conn.execute(IDENTIFY_SQL).fetchone())
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +149,14 @@ class CallPreparer:
         """Identify the database behind a new connection; a new identity starts a new cache scope."""
         identity = identify(conn)
         if identity != self.identity:
-            active = hint_plan_active(conn)
-            with self._lock:
-                self.identity = identity
-                self.hint_plan_active = active
-                self.calls.clear()  # prepared calls carry the old scope in their cache keys
+            self.adopt(identity, hint_plan_active(conn))
+
+    def adopt(self, identity: SessionIdentity, hint_plan_is_active: bool) -> None:
+        """Use ``identity`` from now on (the async optimizer asks the server itself)."""
+        with self._lock:
+            self.identity = identity
+            self.hint_plan_active = hint_plan_is_active
+            self.calls.clear()  # prepared calls carry the old scope in their cache keys
 
     @property
     def hint_mode(self) -> HintMode:
@@ -140,12 +170,17 @@ class CallPreparer:
         """The prepared call for ``sql`` without hints, if there is one (the hot path)."""
         return self.calls.get((sql, None, has_params))
 
-    def prepare(self, sql: str, index_hints: IndexHints = None, *, has_params: bool = True) -> PreparedCall:
-        """Analyse ``sql`` and resolve its hints once; later calls with the same text reuse the result."""
+    def prepare(
+        self, sql: str, index_hints: IndexHints = None, *, has_params: bool = True, analysis: Analysis | None = None
+    ) -> PreparedCall:
+        """Analyse ``sql`` and resolve its hints once; later calls with the same text reuse the result.
+
+        ``analysis`` is ``analyze(sql)`` computed elsewhere (the async optimizer's worker process).
+        """
         key = (sql, None if index_hints is None else freeze_hints(index_hints), has_params)
         call = self.calls.get(key)
         if call is None:
-            call = self._build(sql, index_hints, has_params)
+            call = self._build(sql, index_hints, has_params, analysis)
             prepared = self.calls
             if len(prepared) >= _MAX_PREPARED:
                 prepared.clear()
@@ -167,8 +202,15 @@ class CallPreparer:
             hints = ruled if hints is None else hints.merge(ruled)
         return hints
 
-    def _build(self, sql: str, index_hints: IndexHints, has_params: bool) -> PreparedCall:
-        analysis = analyze(sql)
+    def needs_catalog(self, index_hints: IndexHints) -> bool:
+        """Whether preparing with ``index_hints`` reads the catalog (blocking I/O)."""
+        return index_hints is not None or bool(len(self.hint_rules))
+
+    def _build(
+        self, sql: str, index_hints: IndexHints, has_params: bool, analysis: Analysis | None = None
+    ) -> PreparedCall:
+        if analysis is None or analysis.sql != sql:
+            analysis = analyze(sql)
         text, hint_text = sql, None
         settings: tuple[tuple[str, str], ...] = ()
         hints = self._hints_for(analysis, index_hints)
@@ -197,13 +239,13 @@ class CallPreparer:
             invalidates = ()
         elif analysis.written_tables and not analysis.may_write_unlisted:
             invalidates = tuple(dict.fromkeys(table.name for table in analysis.written_tables))
-        scope = self.scope
+        identity = self.identity
         return PreparedCall(
             analysis=analysis,
             statement=Statement(text, analysis.fingerprint, analysis.read_only, settings),
             hint_text=hint_text,
-            cache_prefix=(scope, text),
-            version_keys=ResultCache.version_keys(scope, (table.name for table in analysis.tables)),
+            cache_prefix=(None if identity is None else identity.session_scope, text),
+            version_keys=ResultCache.version_keys(self.scope, (table.name for table in analysis.tables)),
             bypass_reasons=reasons,
             invalidates=invalidates,
         )

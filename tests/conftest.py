@@ -5,6 +5,10 @@ Database tests get a real PostgreSQL: the suite starts a throwaway cluster
 Each test that asks for ``dsn`` gets a fresh database cloned from a template.
 Tests marked with a server feature (``pg_hint_plan``, ``hypopg``,
 ``pg_stat_statements``) skip with a reason when the server lacks it.
+
+Redis tests get a real ``redis-server`` the same way (queryopt.embedded_redis,
+a unix socket in a temporary folder), once per session; each test gets its own
+namespace in it. They skip with a reason only where no redis-server exists.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from queryopt.embedded import EmbeddedPostgres
+from queryopt.embedded_redis import EmbeddedRedis, find_redis_server
+from queryopt.errors import ServerError
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")
@@ -115,3 +121,31 @@ def _skip_without_server_feature(request: pytest.FixtureRequest) -> None:
     for name in wanted:
         if name not in server.features:
             pytest.skip(f"the test server does not have {name} (install/preload it to run this test)")
+
+
+def redis_server_binary() -> str:
+    """The redis-server to run, or a skip saying how to get one."""
+    try:
+        return str(find_redis_server())
+    except ServerError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """A redis-server for the whole session (unix socket, no persistence)."""
+    with EmbeddedRedis(binary=redis_server_binary()) as server:
+        yield server
+
+
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    """A redis-server of this test's own, which the test may stop and restart."""
+    with EmbeddedRedis(binary=redis_server_binary()) as server:
+        yield server
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A Redis namespace of this test's own."""
+    return f"test-{uuid.uuid4().hex[:12]}"

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,17 +30,21 @@ from queryopt.hints.model import Hint, JoinHint, JoinMethod, ScanHint, ScanMetho
 from queryopt.hints.placement import apply_hint_block
 
 __all__ = [
+    "HINT_PLAN_ACTIVE_SQL",
     "HintPlan",
     "hint_plan_active",
     "plan_hints",
     "planner_settings",
     "planner_settings_applied",
+    "planner_settings_applied_async",
     "unsupported_by_planner_settings",
 ]
 
 logger = logging.getLogger("queryopt")
 
-_ACTIVE_SQL = "SELECT 1 FROM pg_settings WHERE name = 'pg_hint_plan.enable_hint' AND setting = 'on'"
+HINT_PLAN_ACTIVE_SQL = _ACTIVE_SQL = (
+    "SELECT 1 FROM pg_settings WHERE name = 'pg_hint_plan.enable_hint' AND setting = 'on'"
+)
 _active: dict[tuple[Any, str], bool] = {}
 _active_lock = threading.Lock()
 _logged: set[tuple[str, str]] = set()
@@ -237,6 +241,29 @@ _SET_SQL = (
     "OFFSET 0) AS s"
 )
 _RESTORE_SQL = "SELECT set_config(name, value, true) FROM unnest(%s::text[], %s::text[]) AS u(name, value)"
+
+
+@asynccontextmanager
+async def planner_settings_applied_async(
+    conn: psycopg.AsyncConnection[Any], settings: tuple[tuple[str, str], ...] | list[tuple[str, str]]
+) -> AsyncIterator[None]:
+    """:func:`planner_settings_applied` on an asyncio connection."""
+    if not settings:
+        yield
+        return
+    names = [name for name, _ in settings]
+    values = [value for _, value in settings]
+    if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+        async with conn.transaction():
+            await conn.execute(_RESTORE_SQL, [names, values])
+            yield
+        return
+    previous = await (await conn.execute(_SET_SQL, [names, values])).fetchall()
+    try:
+        yield
+    finally:
+        if conn.info.transaction_status == TransactionStatus.INTRANS:
+            await conn.execute(_RESTORE_SQL, [[row[0] for row in previous], [row[1] for row in previous]])
 
 
 @contextmanager

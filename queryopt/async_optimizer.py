@@ -1,0 +1,465 @@
+"""The optimizer for asyncio applications: the same policies as :class:`~queryopt.Optimizer`, awaited.
+
+::
+
+    async with AsyncOptimizer("dbname=shop") as db:
+        rows = await db.query("SELECT * FROM orders WHERE id = %s", [42], use_cache=True)
+
+Connections come from psycopg's ``AsyncConnectionPool`` (autocommit, one
+statement per call). What is shared with the blocking optimizer, and not
+written twice: :class:`~queryopt.preparation.CallPreparer` (analysis, hints,
+cache keys and invalidations), :class:`~queryopt.cache.ResultCache` (whose
+``aget_or_execute`` makes concurrent identical misses of one event loop await a
+single run, and across processes with a shared backend),
+:class:`~queryopt.execution.ExecutionRules` (timeouts, retries, errors) and
+:class:`~queryopt.observation.CallObserver` (statistics and the slow-query
+recorder, whose ``submit`` never blocks).
+
+**The event loop never runs analysis.** Analysing a new SQL text costs from
+~0.4 ms (a primary-key lookup) to tens of ms (a long analytic query) of CPU.
+A worker *thread* does not help: sqlglot's compiled parser (sqlglotc, mypyc)
+holds the GIL for the whole analysis, so the loop stalled as long with
+``asyncio.to_thread`` as without (``benchmarks/async_prepare``). So analysis runs
+in a worker *process* (``analysis_processes``, 1 by default, started in the
+background when the optimizer opens; 0 analyses in a thread instead), and
+catalog look-ups for hints (blocking I/O) in a thread with a blocking connection
+of its own. A text prepared once is served from a dictionary, in the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from queryopt.analysis import Analysis, analyze, analyze_uncached
+from queryopt.async_execution import AsyncConnection, AsyncExecutor
+from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
+from queryopt.config import HintMode, Settings
+from queryopt.errors import ConfigurationError, QueryError
+from queryopt.execution import Connection, Params
+from queryopt.hints import HintRules
+from queryopt.hints.effect import HINT_PLAN_ACTIVE_SQL
+from queryopt.observation import CallObserver
+from queryopt.optimizer import CacheDecision, RowShape, call_limit, check_ttl, refuse_session_settings, shape_rows
+from queryopt.preparation import IDENTIFY_SQL, CallPreparer, IndexHints, PreparedCall, freeze_hints, identity_from_row
+from queryopt.recorder import SlowQueryRecorder
+from queryopt.result import QueryResult
+from queryopt.stats import QueryStats
+
+__all__ = ["AsyncOptimizer", "AsyncTransaction", "configure_async", "optimize_query_async"]
+
+_NOT_CONNINFO = frozenset({"autocommit", "prepare_threshold", "row_factory", "cursor_factory", "context"})
+
+
+class _CatalogConnection:
+    """One blocking connection, opened on first need, lent to preparation in its worker thread."""
+
+    def __init__(self, conninfo: str, settings: Settings) -> None:
+        self._conninfo = conninfo
+        self._settings = settings
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        with self._lock:
+            conn = self._conn
+            if conn is None or conn.closed or conn.broken:
+                conn = self._conn = psycopg.connect(
+                    self._conninfo,
+                    autocommit=True,
+                    application_name=self._settings.application_name,
+                    connect_timeout=max(1, round(self._settings.timeout.connect)),
+                )
+            yield conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class AsyncOptimizer:
+    """Runs queries from asyncio code with hints, timeouts, retries, caching and recording.
+
+    Give it a ``dsn`` (it then owns an ``AsyncConnectionPool``) or a ``pool`` of your own.
+    It opens on first use, or explicitly with ``await optimizer.open()`` / ``async with``.
+    A ``cache`` with a shared backend (``ResultCache(backend=RedisBackend(…))``) shares
+    results and invalidations with every other process; close it yourself
+    (``await cache.aclose()``) when the loop that used it ends.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: AsyncConnectionPool[AsyncConnection] | None = None,
+        settings: Settings | None = None,
+        cache: ResultCache | None = None,
+        hint_rules: HintRules | None = None,
+        recorder: SlowQueryRecorder | None = None,
+        query_stats: QueryStats | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        analysis_processes: int = 1,
+    ) -> None:
+        if isinstance(analysis_processes, bool) or not isinstance(analysis_processes, int) or analysis_processes < 0:
+            raise ConfigurationError(
+                f"analysis_processes must be a whole number >= 0, got {analysis_processes!r}",
+                setting="analysis_processes",
+            )
+        self.analysis_processes = analysis_processes
+        self._analysts: ProcessPoolExecutor | None = None
+        self.settings = settings or Settings.from_env()
+        dsn = dsn or self.settings.dsn
+        if pool is None and not dsn:
+            raise ConfigurationError(
+                "no database configured: pass dsn=… or pool=…, or set QUERYOPT_DSN", setting="QUERYOPT_DSN"
+            )
+        self.cache = cache if cache is not None else ResultCache(self.settings.cache)
+        self._owns_pool = pool is None
+        if pool is None:
+            assert dsn is not None
+            pool = AsyncConnectionPool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                kwargs={
+                    "autocommit": True,
+                    "application_name": self.settings.application_name,
+                    "connect_timeout": max(1, round(self.settings.timeout.connect)),
+                },
+                configure=self._configure_connection,
+                timeout=self.settings.timeout.connect,
+                name="queryopt-async",
+                open=False,
+            )
+        self.pool = pool
+        self.executor = AsyncExecutor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
+        # Where preparation's worker thread and the recorder connect (a pool's conninfo may be a callable).
+        kwargs = pool.kwargs if isinstance(pool.kwargs, dict) else {}
+        extra = {key: value for key, value in kwargs.items() if key not in _NOT_CONNINFO}
+        conninfo = make_conninfo(pool.conninfo if isinstance(pool.conninfo, str) else dsn or "", **extra)
+        self._catalog = _CatalogConnection(conninfo, self.settings)
+        self.preparer = CallPreparer(self.settings, connect=self._catalog.connection, hint_rules=hint_rules)
+        self._calls = self.preparer.calls
+        self._owns_recorder = recorder is None and self.settings.recorder.enabled
+        if self._owns_recorder:
+            recorder = SlowQueryRecorder(
+                self.settings.recorder.dsn or conninfo, self.settings.recorder, explain_conninfo=conninfo
+            )
+        self.observer = CallObserver(
+            query_stats or QueryStats(self.settings.recorder),
+            recorder,
+            application_name=self.settings.application_name,
+            source="optimize_query_async",
+        )
+        self._opened = False
+        self._open_lock: asyncio.Lock | None = None
+
+    # -- life cycle --------------------------------------------------------------------------------------
+
+    async def open(self) -> AsyncOptimizer:
+        """Open the pool (if this optimizer made it) and learn which database it serves."""
+        if self._opened:
+            return self
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if not self._opened:
+                if self._owns_pool:
+                    await self.pool.open(wait=True, timeout=self.settings.timeout.connect)
+                if self.preparer.identity is None:
+                    async with self.pool.connection() as conn:
+                        await self._learn(conn)
+                if self.analysis_processes and self._analysts is None:
+                    # Spawned, not forked (threads run here); started now so the first new text need not wait.
+                    self._analysts = ProcessPoolExecutor(
+                        self.analysis_processes, mp_context=multiprocessing.get_context("spawn")
+                    )
+                    self._analysts.submit(analyze_uncached, "SELECT 1").add_done_callback(_retrieve)
+                self._opened = True
+        return self
+
+    async def _configure_connection(self, conn: AsyncConnection) -> None:
+        await self.executor.configure_connection(conn)
+        await self._learn(conn)
+
+    async def _learn(self, conn: AsyncConnection) -> None:
+        identity = identity_from_row(conn.info.host, await (await conn.execute(IDENTIFY_SQL)).fetchone())
+        if identity != self.preparer.identity:
+            active = bool(await (await conn.execute(HINT_PLAN_ACTIVE_SQL)).fetchall())
+            self.preparer.adopt(identity, active)
+
+    async def close(self) -> None:
+        """Flush the recorder, close the pool if this optimizer opened it and the catalog connection."""
+        if self._owns_recorder and self.observer.recorder is not None:
+            await asyncio.to_thread(self.observer.recorder.close)
+        if self._owns_pool:
+            await self.pool.close()
+        await asyncio.to_thread(self._catalog.close)
+        analysts, self._analysts = self._analysts, None
+        if analysts is not None:
+            await asyncio.to_thread(analysts.shutdown)
+        self._opened = False
+
+    async def __aenter__(self) -> AsyncOptimizer:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- facts -------------------------------------------------------------------------------------------
+
+    @property
+    def hint_mode(self) -> HintMode:
+        return self.preparer.hint_mode
+
+    @property
+    def recorder(self) -> SlowQueryRecorder | None:
+        return self.observer.recorder
+
+    @property
+    def query_stats(self) -> QueryStats:
+        return self.observer.stats
+
+    def stats(self) -> dict[str, int]:
+        """Plain counters of the cache, the executor and the recorder (a shared backend's SCAN included)."""
+        recorder = self.recorder
+        recorded = {f"recorder_{k}": v for k, v in recorder.stats().items()} if recorder else {}
+        return {**self.cache.stats(), **self.executor.stats(), **recorded, "prepared": len(self.preparer)}
+
+    def metrics_summary(self) -> dict[str, dict[str, float]]:
+        """Live per-fingerprint statistics: count, mean, min, max, p95 (seconds) over recent calls."""
+        return self.query_stats.summary()
+
+    # -- preparation -------------------------------------------------------------------------------------
+
+    async def prepare(self, sql: str, index_hints: IndexHints = None, *, has_params: bool = True) -> PreparedCall:
+        """Analyse ``sql`` and validate its hints in a worker thread, once per distinct text."""
+        if not self._opened:
+            await self.open()
+        key = (sql, None if index_hints is None else freeze_hints(index_hints), has_params)
+        call = self._calls.get(key)
+        if call is not None:
+            return call
+        analysis = await self._analyze(sql)
+        if self.preparer.needs_catalog(index_hints):
+            return await asyncio.to_thread(
+                self.preparer.prepare, sql, index_hints, has_params=has_params, analysis=analysis
+            )
+        return self.preparer.prepare(sql, has_params=has_params, analysis=analysis)  # analysed already: µs
+
+    async def _analyze(self, sql: str) -> Analysis:
+        """``analyze(sql)`` away from the event loop: in the worker process, else a thread."""
+        analysts = self._analysts
+        if analysts is None:
+            return await asyncio.to_thread(analyze, sql)
+        return await asyncio.get_running_loop().run_in_executor(analysts, analyze_uncached, sql)
+
+    async def cache_decision(self, sql: str, params: Params = None) -> CacheDecision:
+        """Whether results of ``sql`` with ``params`` may be cached, and if not, why."""
+        call = await self.prepare(sql, has_params=params is not None)
+        reasons = list(call.bypass_reasons)
+        try:
+            canonical_params(params)
+        except UnkeyableParams as exc:
+            reasons.append(str(exc))
+        return CacheDecision(not reasons, tuple(reasons))
+
+    # -- running -----------------------------------------------------------------------------------------
+
+    async def execute(
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        use_cache: bool = False,
+        ttl: float | None = None,
+        timeout: float | None = None,
+        index_hints: IndexHints = None,
+        retries: int | None = None,
+    ) -> QueryResult:
+        """Run one statement; the options mean what they mean in :meth:`queryopt.Optimizer.execute`."""
+        call = self._calls.get((sql, None, params is not None)) if index_hints is None and self._opened else None
+        if call is None:
+            call = await self.prepare(sql, index_hints, has_params=params is not None)
+        limit = None if timeout is None else call_limit(timeout)
+        if not use_cache:
+            return await self._run(call, params, limit, retries, "off")
+        cache = self.cache
+        if call.bypass_reasons:
+            cache.count_bypass()
+            return await self._run(call, params, limit, retries, "bypass")
+        try:
+            key = (call.cache_prefix, canonical_params(params))
+        except UnkeyableParams:
+            cache.count_bypass()
+            return await self._run(call, params, limit, retries, "bypass")
+        hit = await cache.aget(key, call.version_keys)
+        if hit is not None:
+            return hit
+        if ttl is not None:
+            check_ttl(ttl)
+        return await cache.aget_or_execute(
+            key, call.version_keys, lambda: self._run(call, params, limit, retries, "miss"), ttl=ttl
+        )
+
+    async def _run(
+        self, call: PreparedCall, params: Params, limit: int | None, retries: int | None, cache_outcome: str
+    ) -> QueryResult:
+        refuse_session_settings(call)
+        started = time.perf_counter()
+        try:
+            result = await self.executor.run(call.statement, params, limit_ms=limit, attempts=retries)
+        except QueryError as exc:
+            if call.invalidates != () and exc.sqlstate is None:
+                await self.cache.abump(self.preparer.scope, call.invalidates)  # outcome unknown: assume it happened
+            self._observe(call, time.perf_counter() - started, params, cache_outcome, None, exc)
+            raise
+        except asyncio.CancelledError:
+            if call.invalidates != ():
+                await self.cache.abump(self.preparer.scope, call.invalidates)  # cancelled mid-write: assume it happened
+            raise
+        if call.invalidates != ():
+            await self.cache.abump(self.preparer.scope, call.invalidates)
+        self._observe(call, time.perf_counter() - started, params, cache_outcome, result.rowcount, None)
+        return result
+
+    def _observe(
+        self,
+        call: PreparedCall,
+        duration: float,
+        params: Params,
+        cache_outcome: str,
+        rowcount: int | None,
+        error: QueryError | None,
+    ) -> None:
+        self.observer.observe(
+            call,
+            duration,
+            identity=self.preparer.identity,
+            params=params,
+            cache_outcome=cache_outcome,
+            rowcount=rowcount,
+            error=error,
+        )
+
+    async def query(
+        self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any
+    ) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
+        """Like :meth:`execute`, returning the rows as a list of tuples, or of dicts with ``rows="dict"``."""
+        return shape_rows(await self.execute(sql, params, **options), rows)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncTransaction]:
+        """Run several statements in one transaction; their writes invalidate the cache after the commit."""
+        if not self._opened:
+            await self.open()
+        async with self.pool.connection() as conn:
+            tx = AsyncTransaction(self, conn)
+            async with conn.transaction():
+                yield tx
+        for tables in tx.invalidations:
+            await self.cache.abump(self.preparer.scope, tables)
+
+    async def invalidate(self, table: str | None = None) -> None:
+        """Drop cached results that read ``table`` in this database (all of them without a table)."""
+        if not self._opened:
+            await self.open()
+        await self.cache.abump(self.preparer.scope, None if table is None else [table])
+
+
+class AsyncTransaction:
+    """Statements sharing one transaction: no cache, no retries, hints and timeouts as usual."""
+
+    def __init__(self, optimizer: AsyncOptimizer, conn: AsyncConnection) -> None:
+        self._optimizer = optimizer
+        self._conn = conn
+        self.invalidations: list[Sequence[str] | None] = []
+
+    async def execute(
+        self, sql: str, params: Params = None, *, timeout: float | None = None, index_hints: IndexHints = None
+    ) -> QueryResult:
+        optimizer = self._optimizer
+        call = await optimizer.prepare(sql, index_hints, has_params=params is not None)
+        limit = None if timeout is None else call_limit(timeout)
+        started = time.perf_counter()
+        try:
+            result = await optimizer.executor.run_on(self._conn, call.statement, params, limit_ms=limit)
+        except QueryError as exc:
+            optimizer._observe(call, time.perf_counter() - started, params, "off", None, exc)
+            raise
+        finally:
+            if call.invalidates != ():
+                self.invalidations.append(call.invalidates)
+        optimizer._observe(call, time.perf_counter() - started, params, "off", result.rowcount, None)
+        return result
+
+    async def query(self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any) -> list[Any]:
+        return shape_rows(await self.execute(sql, params, **options), rows)
+
+
+def _retrieve(future: Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # the warm-up's outcome does not matter; retrieving it keeps asyncio quiet
+
+
+# -- the module-level API ------------------------------------------------------------------------------
+
+_default: tuple[asyncio.AbstractEventLoop, AsyncOptimizer] | None = None
+_default_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def configure_async(dsn: str | None = None, **options: Any) -> AsyncOptimizer:
+    """Open the optimizer :func:`optimize_query_async` uses in this event loop (closing a previous one)."""
+    global _default
+    optimizer = await AsyncOptimizer(dsn, **options).open()
+    loop = asyncio.get_running_loop()
+    previous, _default = _default, (loop, optimizer)
+    if previous is not None and previous[0] is loop:
+        await previous[1].close()
+    return optimizer
+
+
+async def optimize_query_async(
+    sql: str,
+    params: Params = None,
+    *,
+    use_cache: bool = False,
+    ttl: float | None = None,
+    timeout: float | None = None,
+    index_hints: IndexHints = None,
+    retries: int | None = None,
+    rows: RowShape = "tuple",
+) -> list[Any]:
+    """Run one statement through the event loop's default :class:`AsyncOptimizer` and return its rows.
+
+    The default is the one :func:`configure_async` opened, else one built from ``QUERYOPT_*`` settings
+    on first use. A pool belongs to one event loop: a new loop gets a new default.
+    """
+    loop = asyncio.get_running_loop()
+    default = _default
+    if default is None or default[0] is not loop:
+        lock = _default_locks.setdefault(loop, asyncio.Lock())
+        async with lock:  # concurrent first calls open one optimizer
+            default = _default
+            optimizer = await configure_async() if default is None or default[0] is not loop else default[1]
+    else:
+        optimizer = default[1]
+    result = await optimizer.execute(
+        sql, params, use_cache=use_cache, ttl=ttl, timeout=timeout, index_hints=index_hints, retries=retries
+    )
+    return shape_rows(result, rows)
