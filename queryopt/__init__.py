@@ -3,6 +3,8 @@
 The public API is what ``__all__`` lists; every other module and name may change.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from queryopt._version import __version__
 from queryopt.analysis import (
     Analysis,
@@ -53,6 +55,19 @@ from queryopt.recorder import SlowQuery, SlowQueryRecorder
 from queryopt.result import QueryResult
 from queryopt.stats import Alert, AlertSeverity, QueryStats
 
+if TYPE_CHECKING:
+    from queryopt.integrations.sqlalchemy import instrument, uninstrument
+
+_LAZY = frozenset({"instrument", "uninstrument"})  # need SQLAlchemy: imported on first use only
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from queryopt.integrations import sqlalchemy
+
+        return getattr(sqlalchemy, name)
+    raise AttributeError(f"module 'queryopt' has no attribute {name!r}")
+
 __all__ = [
     "Alert",
     "AlertSeverity",
@@ -100,7 +115,9 @@ __all__ = [
     "configure",
     "default_optimizer",
     "explain",
+    "instrument",
     "metrics_summary",
     "optimize_query",
     "set_analysis_cache_size",
+    "uninstrument",
 ]

@@ -36,7 +36,15 @@ from queryopt.errors import QueryError, QueryTimeout
 from queryopt.hints import planner_settings_applied
 from queryopt.result import QueryResult
 
-__all__ = ["Executor", "Statement", "Watchdog", "ensure_statement_timeout", "timeout_ms"]
+__all__ = [
+    "Executor",
+    "Statement",
+    "Watchdog",
+    "assume_statement_timeout",
+    "ensure_statement_timeout",
+    "known_statement_timeout",
+    "timeout_ms",
+]
 
 logger = logging.getLogger("queryopt")
 
@@ -59,6 +67,20 @@ def ensure_statement_timeout(conn: Connection, milliseconds: int) -> bool:
     conn.execute("SELECT set_config('statement_timeout', %s, false)", [f"{milliseconds}ms"])
     setattr(conn, _TIMEOUT_ATTRIBUTE, milliseconds)
     return True
+
+
+def known_statement_timeout(conn: object) -> int | None:
+    """The session ``statement_timeout`` (ms) queryopt last set on ``conn``; ``None`` when unknown."""
+    value: int | None = getattr(conn, _TIMEOUT_ATTRIBUTE, None)
+    return value
+
+
+def assume_statement_timeout(conn: object, milliseconds: int | None) -> None:
+    """Record what ``conn``'s session ``statement_timeout`` is now (``None``: unknown, set it again next time).
+
+    For a caller that knows the server changed it, e.g. a rollback undoing a ``set_config`` made in its transaction.
+    """
+    setattr(conn, _TIMEOUT_ATTRIBUTE, milliseconds)
 
 
 def timeout_ms(seconds: float | None) -> int:
