@@ -68,6 +68,7 @@ def __getattr__(name: str) -> Any:
         return getattr(sqlalchemy, name)
     raise AttributeError(f"module 'queryopt' has no attribute {name!r}")
 
+
 __all__ = [
     "Alert",
     "AlertSeverity",
