@@ -1,8 +1,9 @@
 """queryopt for SQLAlchemy: one call instruments an engine, for Core and ORM, sync and async.
 
->>> import queryopt                                                  # doctest: +SKIP
->>> engine = create_engine("postgresql+psycopg://app@db/shop")        # doctest: +SKIP
->>> queryopt.instrument(engine)                                      # doctest: +SKIP
+::
+
+    engine = create_engine("postgresql+psycopg://app@db/shop")
+    queryopt.instrument(engine)
 
 Every statement the engine runs is then analysed (once per distinct text), gets
 the hints of a matching :class:`~queryopt.HintRules` rule as the first thing in
