@@ -63,6 +63,7 @@ logger = logging.getLogger("queryopt")
 _SYNC_LINK: Final = "_queryopt_link"  # the link on a sync psycopg connection: one attribute read per statement
 _MAX_OPAQUE = 4096
 _SNAPSHOT_LEVELS: Final = frozenset({IsolationLevel.REPEATABLE_READ, IsolationLevel.SERIALIZABLE})
+_clock = time.perf_counter
 _LENT: ContextVar[Connection | None] = ContextVar("queryopt_sqlalchemy_connection", default=None)
 
 Execute = Callable[[Any, str, Any, Any], None]
@@ -160,6 +161,8 @@ class Instrumentation:
         self._owns_recorder = recorder is None and self.settings.recorder.enabled
         self.default_timeout_ms = timeout_ms(self.settings.timeout.statement)
         self._calls_get = self.preparer.calls.get
+        self._observe = self.observer.observe
+        self._stats_observe = self.observer.stats.observe
         self._opaque: dict[str, PreparedCall] = {}
         self._counters = {"timeouts": 0, "unanalysable": 0, "prepare_failures": 0, "connections": 0}
         self._lock = threading.Lock()
@@ -169,7 +172,7 @@ class Instrumentation:
         self._do_execute: Execute = dialect.do_execute
         self._do_executemany: Execute = dialect.do_executemany
         self._listeners: tuple[tuple[str, Callable[..., Any], dict[str, Any]], ...] = (
-            ("do_execute", self._on_execute, {}),
+            ("do_execute", self._on_execute if self.is_async else self._on_execute_sync, {}),
             ("do_executemany", self._on_executemany, {}),
             ("do_execute_no_params", self._on_execute_no_params, {}),
             ("handle_error", self._on_error, {"retval": True}),
@@ -347,6 +350,44 @@ class Instrumentation:
             # One batch of a multi-row INSERT: analysed as the single-row statement it was compiled from.
             return self._run(self._do_execute, cursor, context.statement, parameters, context, sent=statement)
         return self._run(self._do_execute, cursor, statement, parameters, context)
+
+    def _on_execute_sync(self, cursor: Any, statement: str, parameters: Any, context: Any) -> Literal[True] | None:
+        """:meth:`_on_execute` with the common case inlined: a sync engine, a known statement, no options.
+
+        (A batch of a multi-row INSERT never gets here: its text is never a prepared call's.)
+        """
+        if context is None or context.execution_options.get(OPTION) is not None:
+            return self._on_execute(cursor, statement, parameters, context)
+        call = self._calls_get((statement, None, True))
+        conn = cursor.connection
+        link = getattr(conn, _SYNC_LINK, None)
+        if call is None or link is None or link.owner is not self or call.statement.planner_settings:
+            return self._on_execute(cursor, statement, parameters, context)
+        limit = self.default_timeout_ms
+        if ensure_statement_timeout(conn, limit):  # a session limit changed by a rollback: set it again
+            link.timeout_set(limit, autocommit=conn.autocommit)
+        started = _clock()
+        try:
+            self._do_execute(cursor, call.statement.text, parameters, context)
+        except BaseException as exc:
+            self._failed(call, exc, _clock() - started, parameters, context, link, limit, "off")
+            raise
+        duration = _clock() - started
+        recorder = self.observer.recorder
+        if recorder is not None and recorder.is_slow(call.analysis.fingerprint, duration):
+            self._observe(
+                call,
+                duration,
+                identity=self.preparer.identity,
+                params=parameters,
+                cache_outcome="off",
+                rowcount=cursor.rowcount,
+            )
+        else:  # what CallObserver.observe does for a call that is not slow, without building its arguments
+            self._stats_observe(call.analysis.fingerprint, duration)
+        if call.invalidates != ():
+            self._wrote(link, call.invalidates)
+        return True
 
     def _on_executemany(self, cursor: Any, statement: str, parameters: Any, context: Any) -> Literal[True] | None:
         if context is None:
