@@ -148,6 +148,33 @@ def test_hint_rules_reach_the_server_first_for_orm_and_core(
         engine.dispose()
 
 
+def test_a_rule_matches_expanded_in_lists_of_any_length(
+    dsn: str, seeded: Engine, conn: psycopg.Connection[Any]
+) -> None:
+    engine = sync_engine(dsn)
+    example = select(Book.title).where(Book.author_id.in_([1, 2])).order_by(Book.id)
+    rules = HintRules()
+    rules.add(
+        str(example.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})),
+        ["ix_books_author_id"],
+    )
+    instrument(
+        engine,
+        settings=Settings(recorder=RecorderPolicy(enabled=False), hint_mode=HintMode.PG_HINT_PLAN),
+        hint_rules=rules,
+    )
+    try:
+        with Session(engine) as session:
+            titles = session.scalars(select(Book.title).where(Book.author_id.in_([4, 5, 6])).order_by(Book.id)).all()
+            assert len(titles) == 9
+            received = backend_query(conn, session_pid(session))
+        assert received.startswith(f"/*+ IndexScan(books {BOOKS_OF_AUTHOR_INDEX}) */")
+        assert "IN ($1::INTEGER, $2::INTEGER, $3::INTEGER)" in received
+    finally:
+        uninstrument(engine)
+        engine.dispose()
+
+
 def test_index_hints_option_reaches_the_server_and_bad_ones_are_refused(
     dsn: str, seeded: Engine, conn: psycopg.Connection[Any]
 ) -> None:
@@ -475,3 +502,26 @@ def test_bad_options_and_engines_are_clear_errors(engine: Engine) -> None:
     with pytest.raises(ConfigurationError, match="psycopg 3"):
         instrument(sqlite)
     sqlite.dispose()
+
+
+def test_without_a_recorder_one_is_opened_on_the_engine_database_and_closed_by_uninstrument(
+    dsn: str, seeded: Engine, conn: psycopg.Connection[Any]
+) -> None:
+    migrate(dsn)
+    policy = RecorderPolicy(threshold=0.1, flush_interval=0.05, capture_params=True)
+    engine = sync_engine(dsn)
+    instrumentation = instrument(engine, settings=Settings(recorder=policy))
+    slow = select(Book.title, func.pg_sleep(0.15)).where(Book.author_id == 2, Book.year > 1990).limit(1)
+    try:
+        with Session(engine) as session:
+            assert session.execute(slow).one()[0] == "book 2.1"
+        assert instrumentation.recorder is not None
+        assert instrumentation.recorder.flush(10)
+    finally:
+        uninstrument(engine)  # closes the recorder it opened
+        engine.dispose()
+    row = conn.execute("SELECT params, plan IS NOT NULL FROM queryopt.slow_queries").fetchone()
+    assert row is not None
+    params, has_plan = row
+    assert params == {"pg_sleep_2": 0.15, "author_id_1": 2, "year_1": 1990, "param_1": 1}  # named, as bound
+    assert has_plan  # EXPLAIN of the SQLAlchemy text with its named parameters

@@ -30,13 +30,9 @@ and are still timed.
 """
 
 from queryopt.integrations.sqlalchemy.errors import SQLAlchemyQueryTimeout
-from queryopt.integrations.sqlalchemy.instrumentation import (
-    Instrumentation,
-    instrument,
-    instrumentation_of,
-    uninstrument,
-)
+from queryopt.integrations.sqlalchemy.instrumentation import Instrumentation
 from queryopt.integrations.sqlalchemy.options import StatementOptions
+from queryopt.integrations.sqlalchemy.registry import instrument, instrumentation_of, uninstrument
 
 __all__ = [
     "Instrumentation",

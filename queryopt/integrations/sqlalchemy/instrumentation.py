@@ -8,22 +8,17 @@ sqlcommenter) prepended something. Per statement the work is a dictionary
 lookup for the prepared call, the timeout check, two clock readings and the
 observation; everything that depends only on the SQL text is prepared once.
 
-Writes are collected per connection and invalidate the cache once their
-transaction has committed (SQLAlchemy has no after-commit engine event, so the
-dialect's ``do_commit`` is wrapped for this engine; its ``commit`` event fires
-before the COMMIT is sent). A rollback forgets them.
+Writes are collected per connection (:mod:`.links`) and invalidate the cache
+once their transaction has committed (:mod:`.transactions`); a rollback forgets
+them. Results asked for with ``cache`` are served at the cursor (:mod:`.caching`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import psycopg
@@ -36,27 +31,27 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.engine.interfaces import ExceptionContext, ExecuteStyle
 from sqlalchemy.exc import OperationalError
 
-from queryopt.analysis import Analysis, PlaceholderStyle, StatementKind
-from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
+from queryopt.cache import ResultCache
 from queryopt.config import HintMode, Settings
-from queryopt.errors import AnalysisError, ConfigurationError
-from queryopt.execution import Connection, Statement, ensure_statement_timeout, timeout_ms
+from queryopt.errors import AnalysisError
+from queryopt.execution import Connection, ensure_statement_timeout, timeout_ms
 from queryopt.hints import HintRules, planner_settings_applied
+from queryopt.integrations.sqlalchemy.caching import cache_key, cached_rows, fetch_rows, serve_rows
 from queryopt.integrations.sqlalchemy.errors import SQLAlchemyQueryTimeout
 from queryopt.integrations.sqlalchemy.links import LINK_KEY, AsyncConnectionFacade, ConnectionLink
 from queryopt.integrations.sqlalchemy.options import OPTION, StatementOptions, statement_options
-from queryopt.integrations.sqlalchemy.results import CursorRows, fetch_rows, serve_rows
+from queryopt.integrations.sqlalchemy.statements import lending, lent_connection, opaque_call
+from queryopt.integrations.sqlalchemy.transactions import TransactionHooks, link_of_pooled, pool_info
 from queryopt.observation import CallObserver
 from queryopt.preparation import CallPreparer, PreparedCall
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
-from queryopt.sqltext import split_head
 from queryopt.stats import QueryStats
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    pass
 
-__all__ = ["Instrumentation", "instrument", "instrumentation_of", "uninstrument"]
+__all__ = ["Instrumentation"]
 
 logger = logging.getLogger("queryopt")
 
@@ -64,73 +59,8 @@ _SYNC_LINK: Final = "_queryopt_link"  # the link on a sync psycopg connection: o
 _MAX_OPAQUE = 4096
 _SNAPSHOT_LEVELS: Final = frozenset({IsolationLevel.REPEATABLE_READ, IsolationLevel.SERIALIZABLE})
 _clock = time.perf_counter
-_LENT: ContextVar[Connection | None] = ContextVar("queryopt_sqlalchemy_connection", default=None)
 
 Execute = Callable[[Any, str, Any, Any], None]
-
-
-@contextmanager
-def _lent_connection() -> Iterator[Connection]:
-    """The connection of the statement being prepared: catalog look-ups for its hints run on it."""
-    conn = _LENT.get()
-    if conn is None:
-        raise ConfigurationError("queryopt: SQLAlchemy statements are prepared only while they run")
-    yield conn
-
-
-def _text_fingerprint(sql: str) -> str:
-    return hashlib.blake2b(" ".join(sql.split()).encode(), digest_size=8).hexdigest()
-
-
-def _opaque_call(sql: str, reason: str, scope: Any) -> PreparedCall:
-    """A statement queryopt cannot analyse: sent untouched, timed under a fingerprint of its text."""
-    fingerprint = _text_fingerprint(sql)
-    analysis = Analysis(
-        sql=sql,
-        kind=StatementKind.UTILITY,
-        tables=(),
-        written_tables=(),
-        fingerprint=fingerprint,
-        normalized_sql=" ".join(sql.split()),
-        cacheable=False,
-        uncacheable_reasons=(reason,),
-        volatile_functions=(),
-        unclassified_functions=(),
-        placeholder_style=PlaceholderStyle.NONE,
-        placeholder_count=0,
-        placeholder_names=(),
-        head=split_head(sql),
-        read_only=False,
-        may_write_unlisted=True,
-    )
-    return PreparedCall(
-        analysis=analysis,
-        statement=Statement(sql, fingerprint, False),
-        hint_text=None,
-        cache_prefix=(scope, sql),
-        version_keys=ResultCache.version_keys(scope, ()),
-        bypass_reasons=(reason,),
-        invalidates=None,  # it may have written anything
-    )
-
-
-def _pool_info(pooled: Any) -> dict[str, Any] | None:
-    """The ``info`` of a pooled connection (a SQLAlchemy ``Connection`` or pool proxy).
-
-    ``None`` for the ad-hoc proxy SQLAlchemy uses while it initialises its dialect on the very first
-    connection: queryopt leaves those few statements alone.
-    """
-    try:
-        info = pooled.info
-    except (AttributeError, NotImplementedError):
-        return None
-    return info if isinstance(info, dict) else None
-
-
-def _link_of_pooled(pooled: Any) -> ConnectionLink | None:
-    """The link of a pooled connection, if it has one."""
-    info = _pool_info(pooled)
-    return None if info is None else info.get(LINK_KEY)
 
 
 class Instrumentation:
@@ -151,7 +81,7 @@ class Instrumentation:
         self.is_async = bool(engine.dialect.is_async)
         self.settings = settings or Settings.from_env()
         self.cache = cache or ResultCache(self.settings.cache)
-        self.preparer = CallPreparer(self.settings, connect=_lent_connection, hint_rules=hint_rules)
+        self.preparer = CallPreparer(self.settings, connect=lent_connection, hint_rules=hint_rules)
         self.observer = CallObserver(
             query_stats or QueryStats(self.settings.recorder),
             recorder,
@@ -167,7 +97,7 @@ class Instrumentation:
         self._counters = {"timeouts": 0, "unanalysable": 0, "prepare_failures": 0, "connections": 0}
         self._lock = threading.Lock()
         self._attached = False
-        self._wrapped: dict[str, Any] = {}
+        self._transactions = TransactionHooks(engine.dialect, self._committed)
         dialect = self.dialect
         self._do_execute: Execute = dialect.do_execute
         self._do_executemany: Execute = dialect.do_executemany
@@ -186,11 +116,7 @@ class Instrumentation:
             return
         for name, listener, options in self._listeners:
             event.listen(self.engine, name, listener, **options)
-        self._wrap("do_commit", self._wrapped_commit)
-        self._wrap("do_rollback", self._wrapped_rollback)
-        self._wrap("do_rollback_to_savepoint", self._wrapped_rollback_to_savepoint)
-        self._wrap("do_commit_twophase", self._wrapped_commit_twophase)
-        self._wrap("do_rollback_twophase", self._wrapped_rollback_twophase)
+        self._transactions.install()
         self._attached = True
 
     def detach(self) -> None:
@@ -200,82 +126,15 @@ class Instrumentation:
         for name, listener, _ in self._listeners:
             if event.contains(self.engine, name, listener):
                 event.remove(self.engine, name, listener)
-        for name, (original, wrapper) in list(self._wrapped.items()):
-            if self.dialect.__dict__.get(name) is wrapper:
-                if original is None:
-                    delattr(self.dialect, name)
-                else:
-                    setattr(self.dialect, name, original)
-        self._wrapped.clear()
+        self._transactions.remove()
         self._attached = False
         recorder = self.observer.recorder
         if self._owns_recorder and recorder is not None:
             recorder.close()
 
-    def _wrap(self, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
-        # An instance attribute shadows the dialect class's method for this engine only; detach() removes it.
-        dialect = self.dialect
-        wrapper = make(getattr(dialect, name))
-        self._wrapped[name] = (dialect.__dict__.get(name), wrapper)
-        setattr(dialect, name, wrapper)
-
-    def _wrapped_commit(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        def do_commit(dbapi_connection: Any) -> None:
-            try:
-                original(dbapi_connection)
-            except BaseException:
-                self._committed(_link_of_pooled(dbapi_connection), failed=True)
-                raise
-            self._committed(_link_of_pooled(dbapi_connection))
-
-        return do_commit
-
-    def _wrapped_rollback(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        def do_rollback(dbapi_connection: Any) -> None:
-            try:
-                original(dbapi_connection)
-            finally:
-                link = _link_of_pooled(dbapi_connection)
-                if link is not None:
-                    link.rolled_back()
-
-        return do_rollback
-
-    def _wrapped_rollback_to_savepoint(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        def do_rollback_to_savepoint(connection: Any, name: str) -> None:
-            try:
-                original(connection, name)
-            finally:
-                link = _link_of_pooled(connection)
-                if link is not None:
-                    link.savepoint_rolled_back()
-
-        return do_rollback_to_savepoint
-
-    def _wrapped_commit_twophase(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        def do_commit_twophase(connection: Any, *args: Any, **kwargs: Any) -> None:
-            try:
-                original(connection, *args, **kwargs)
-            except BaseException:
-                self._committed(_link_of_pooled(connection), failed=True)
-                raise
-            self._committed(_link_of_pooled(connection))
-
-        return do_commit_twophase
-
-    def _wrapped_rollback_twophase(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        def do_rollback_twophase(connection: Any, *args: Any, **kwargs: Any) -> None:
-            try:
-                original(connection, *args, **kwargs)
-            finally:
-                link = _link_of_pooled(connection)
-                if link is not None:
-                    link.rolled_back()
-
-        return do_rollback_twophase
-
-    def _committed(self, link: ConnectionLink | None, *, failed: bool = False) -> None:
-        if link is None or link.owner is not self:
+    def _committed(self, link: ConnectionLink, failed: bool) -> None:
+        """A COMMIT ended the transaction on ``link``: its writes invalidate now."""
+        if link.owner is not self:
             return
         # A failed COMMIT may or may not have happened (a lost connection): invalidating is always safe.
         everything, tables = link.take_pending()
@@ -290,7 +149,7 @@ class Instrumentation:
 
     def _link(self, cursor: Any, context: Any) -> ConnectionLink | None:
         if self.is_async:
-            link: ConnectionLink | None = _link_of_pooled(context.root_connection)
+            link: ConnectionLink | None = link_of_pooled(context.root_connection)
         else:
             link = getattr(cursor.connection, _SYNC_LINK, None)
         if link is None or link.owner is not self:
@@ -300,7 +159,7 @@ class Instrumentation:
     def _new_link(self, context: Any) -> ConnectionLink | None:
         """First statement on a DBAPI connection: learn the database, give the session its default timeout."""
         pooled = context.root_connection.connection
-        info = _pool_info(pooled)
+        info = pool_info(pooled)
         if info is None:
             return None
         dbapi = pooled.dbapi_connection
@@ -506,12 +365,12 @@ class Instrumentation:
             opaque = self._opaque.get(statement)
             if opaque is not None:
                 return opaque
-        token = _LENT.set(conn)
         try:
-            return self.preparer.prepare(statement, hints, has_params=has_params)
+            with lending(conn):
+                return self.preparer.prepare(statement, hints, has_params=has_params)
         except AnalysisError as exc:
             self._counters["unanalysable"] += 1
-            call = _opaque_call(statement, f"not analysable: {exc}", self.preparer.scope)
+            call = opaque_call(statement, f"not analysable: {exc}", self.preparer.scope)
             if len(self._opaque) >= _MAX_OPAQUE:
                 self._opaque.clear()
             self._opaque[statement] = call
@@ -520,9 +379,7 @@ class Instrumentation:
             # A catalog look-up for hints failed: run the statement as it is, try again next time.
             self._counters["prepare_failures"] += 1
             logger.warning("queryopt: hints for a statement could not be checked, sent without: %s", exc)
-            return _opaque_call(statement, "hints could not be checked", self.preparer.scope)
-        finally:
-            _LENT.reset(token)
+            return opaque_call(statement, "hints could not be checked", self.preparer.scope)
 
     # -- the result cache --------------------------------------------------------------------------------
 
@@ -537,10 +394,9 @@ class Instrumentation:
         limit: int,
         options: StatementOptions,
     ) -> None:
-        cache = self.cache
-        key = self._cache_key(call, parameters, context, link)
+        key = cache_key(call, parameters, context, link)
         if key is None:
-            cache.count_bypass()
+            self.cache.count_bypass()
             self._execute(execute, cursor, call, call.statement.text, parameters, context, link, limit, "bypass")
             return
 
@@ -548,35 +404,9 @@ class Instrumentation:
             self._execute(execute, cursor, call, call.statement.text, parameters, context, link, limit, "miss")
             return fetch_rows(cursor)
 
-        result = cache.get(key, call.version_keys)
-        if result is None:
-            if self.is_async:
-                # Never wait for another coroutine's run on this event loop: it could not finish meanwhile.
-                cache.count_miss()
-                versions, generation = cache.snapshot(call.version_keys)
-                result = run()
-                cache.store(key, result, versions=versions, generation=generation, ttl=options.ttl)
-            else:
-                result = cache.get_or_execute(key, call.version_keys, run, ttl=options.ttl)
-        if not isinstance(result, CursorRows):  # stored by optimize_query under the same key
-            described = tuple((name, None, None, None, None, None, None) for name in result.columns)
-            result = CursorRows(result.columns, result.rows, result.rowcount, described)
-        serve_rows(context, result)
-
-    def _cache_key(self, call: PreparedCall, parameters: Any, context: Any, link: ConnectionLink) -> Any:
-        """The cache key of this execution, or ``None`` when it must bypass the cache."""
-        if call.bypass_reasons or context.execution_options.get("stream_results"):
-            return None
-        conn = link.conn
-        if not conn.autocommit:
-            if link.has_pending and link.pending_overlaps(frozenset(table.name for table in call.analysis.tables)):
-                return None  # the transaction's own uncommitted writes must be visible to it
-            if conn.isolation_level in _SNAPSHOT_LEVELS:
-                return None  # a snapshot transaction must not see data newer than its snapshot
-        try:
-            return (call.cache_prefix, canonical_params(parameters))
-        except UnkeyableParams:
-            return None
+        # Never wait for another coroutine's run on an event loop: it could not finish meanwhile.
+        rows = cached_rows(self.cache, key, call, run, ttl=options.ttl, single_flight=not self.is_async)
+        serve_rows(context, rows)
 
     # -- errors ------------------------------------------------------------------------------------------
 
@@ -635,83 +465,3 @@ class Instrumentation:
 
 def _execute_no_params(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
     context.dialect.do_execute_no_params(cursor, statement, context)
-
-
-# -- the module-level API ----------------------------------------------------------------------------------
-
-_registry: weakref.WeakKeyDictionary[Any, Instrumentation] = weakref.WeakKeyDictionary()
-_registry_lock = threading.Lock()
-
-
-def _sync_engine(engine: Any) -> Engine:
-    found: object = engine if isinstance(engine, Engine) else getattr(engine, "sync_engine", None)
-    if not isinstance(found, Engine):
-        raise ConfigurationError(
-            f"queryopt.instrument() takes a SQLAlchemy Engine or AsyncEngine, got {type(engine).__name__}",
-            setting="engine",
-        )
-    dialect = found.dialect
-    if dialect.name != "postgresql" or dialect.driver != "psycopg":
-        raise ConfigurationError(
-            "queryopt instruments PostgreSQL engines that use psycopg 3 (postgresql+psycopg://…), "
-            f"got {dialect.name}+{dialect.driver}",
-            setting="engine",
-        )
-    return found
-
-
-def instrument(
-    engine: Engine | AsyncEngine,
-    *,
-    settings: Settings | None = None,
-    cache: ResultCache | None = None,
-    recorder: SlowQueryRecorder | None = None,
-    hint_rules: HintRules | None = None,
-    query_stats: QueryStats | None = None,
-) -> Instrumentation:
-    """Attach queryopt to ``engine`` (an ``Engine``, or an ``AsyncEngine`` from ``create_async_engine``).
-
-    Every statement the engine runs is then analysed (once per distinct text), given the hints of a
-    matching rule, run under the statement timeout, timed and recorded when slow. Per statement,
-    ``execution_options(queryopt={"index_hints": …, "timeout": seconds, "cache": True | ttl})`` on a
-    statement, connection, session or engine adds hints, changes the limit, or serves and stores its
-    results in ``cache``. ``settings`` default to ``Settings.from_env()``; their statement timeout
-    becomes every connection's default (``None``: no limit). Without a ``recorder`` one is opened
-    when ``settings.recorder.enabled`` (it needs ``queryopt migrate``). Calling it again on the same
-    engine returns the same instrumentation, or replaces it when given arguments.
-    """
-    target = _sync_engine(engine)
-    with _registry_lock:
-        existing = _registry.get(target.dialect)
-        if existing is not None:
-            if all(value is None for value in (settings, cache, recorder, hint_rules, query_stats)):
-                return existing
-            existing.detach()
-        instrumentation = Instrumentation(
-            target, settings=settings, cache=cache, recorder=recorder, hint_rules=hint_rules, query_stats=query_stats
-        )
-        instrumentation.attach()
-        _registry[target.dialect] = instrumentation
-    return instrumentation
-
-
-def instrumentation_of(engine: Engine | AsyncEngine) -> Instrumentation | None:
-    """The instrumentation attached to ``engine``, if any."""
-    return _registry.get(_sync_engine(engine).dialect)
-
-
-def uninstrument(engine: Engine | AsyncEngine) -> bool:
-    """Detach queryopt from ``engine``; ``False`` when it was not instrumented.
-
-    A sync engine's pool is disposed so that no pooled connection keeps queryopt's statement
-    timeout; for an ``AsyncEngine`` call ``await engine.dispose()`` to the same end.
-    """
-    target = _sync_engine(engine)
-    with _registry_lock:
-        instrumentation = _registry.pop(target.dialect, None)
-    if instrumentation is None:
-        return False
-    instrumentation.detach()
-    if not instrumentation.is_async:
-        target.dispose()
-    return True
