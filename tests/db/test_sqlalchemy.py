@@ -415,6 +415,20 @@ def test_core_selects_and_text_are_cached_and_autocommit_writes_invalidate_at_on
         assert connection.execute(by_country).scalars().all() == [1, 2, 6]
 
 
+def test_options_come_from_the_session_the_connection_or_the_call(engine: Engine) -> None:
+    query = select(Author.name).where(Author.id == 5)
+    with Session(engine, execution_options=CACHE) as session:  # session-wide
+        assert session.scalar(query) == "author 5"
+    with Session(engine) as session:  # one call
+        assert session.scalar(query, execution_options=CACHE) == "author 5"
+    with engine.connect().execution_options(**CACHE) as connection:  # connection-wide
+        assert connection.execute(query).scalar() == "author 5"
+        with pytest.raises(QueryTimeout):  # SQLAlchemy: a call's options win over the connection's
+            connection.execute(select(func.pg_sleep(2)), execution_options={"queryopt": {"timeout": 0.1}})
+    counters = stats(engine)
+    assert (counters["misses"], counters["hits"]) == (1, 2)
+
+
 def test_uncacheable_reads_and_snapshot_transactions_bypass_the_cache(engine: Engine) -> None:
     with Session(engine) as session:
         now = select(func.now()).execution_options(**CACHE)

@@ -14,8 +14,8 @@ with the same fields as ``optimize_query``. Per statement::
         queryopt={"index_hints": ["orders_customer_idx"], "timeout": 2.0, "cache": 60}
     )
 
-(also on a connection, a session or the engine: SQLAlchemy merges execution
-options, the innermost ``queryopt`` mapping wins). ``cache`` serves and stores a
+(also on a connection, a session, an ``execute()`` call or the engine; the
+``queryopt`` mapping that wins SQLAlchemy's merge of execution options is used whole). ``cache`` serves and stores a
 read's rows in the same :class:`~queryopt.ResultCache` as ``optimize_query``
 (same keys, TTL, single-flight, invalidation); ORM objects are still built by
 SQLAlchemy's loading, so identity-map semantics do not change. Writes through

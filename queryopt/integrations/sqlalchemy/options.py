@@ -1,7 +1,8 @@
 """Per-statement options: ``execution_options(queryopt={...})`` on a statement, connection, session or engine.
 
-SQLAlchemy merges execution options (engine < connection < session < statement < call), so the
-innermost ``queryopt`` mapping wins as a whole.
+SQLAlchemy merges execution options by its own precedence (for Core, a connection's win over a
+statement's and an ``execute()`` call's over both; a session's yield to a statement's); queryopt reads
+the one ``queryopt`` mapping that results, whole: mappings from two levels are not combined.
 """
 
 from __future__ import annotations
