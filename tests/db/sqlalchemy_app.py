@@ -81,6 +81,14 @@ def _reviews() -> list[dict[str, Any]]:
     ]
 
 
+_BY_COUNTRY = (
+    select(Author.country, func.count(Book.id), func.sum(Book.price))
+    .join(Author.books)
+    .group_by(Author.country)
+    .order_by(Author.country)
+)
+
+
 def _snapshot(session: Session) -> list[Any]:
     return [
         session.execute(select(Author.id, Author.name, Author.country).order_by(Author.id)).all(),
@@ -101,14 +109,7 @@ def run_sync(engine: Engine) -> list[Any]:
     with Session(engine) as session:
         authors = session.scalars(select(Author).options(selectinload(Author.books)).order_by(Author.id)).all()
         seen.append([(a.name, [b.title for b in a.books]) for a in authors])
-        seen.append(
-            session.execute(
-                select(Author.country, func.count(Book.id), func.sum(Book.price))
-                .join(Author.books)
-                .group_by(Author.country)
-                .order_by(Author.country)
-            ).all()
-        )
+        seen.append(session.execute(_BY_COUNTRY).all())
         book = session.get(Book, 5)
         assert book is not None
         seen.append((book.title, book.author.name, [(r.stars, r.body) for r in book.reviews]))
@@ -132,6 +133,10 @@ def run_sync(engine: Engine) -> list[Any]:
         seen.append(session.scalar(select(Author.name).where(Author.id == 1)))  # the transaction's own write
         session.rollback()
         seen.append(session.scalar(select(Author.name).where(Author.id == 1)))
+    with Session(engine) as session:  # earlier reads again: books changed since, authors did not
+        seen.append(session.execute(_BY_COUNTRY).all())
+        seen.append(session.scalars(select(Author.name).order_by(Author.id)).all())
+        seen.append(session.scalars(select(Author.name).order_by(Author.id)).all())
         seen.extend(_snapshot(session))
     return seen
 

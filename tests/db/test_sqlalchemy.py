@@ -102,7 +102,8 @@ def test_orm_application_gives_identical_results(dsn: str, plain: Engine, cache_
         counters = instrumentation.stats()
         assert counters["unanalysable"] == 0
         if cache_everything:
-            assert counters["misses"] > 0
+            assert counters["hits"] >= 2  # the authors read twice at the end
+            assert counters["stale"] >= 1  # the per-country totals, read again after the books changed
             assert counters["bypasses"] > 0  # the writes, and reads of tables a transaction wrote itself
     finally:
         uninstrument(engine)
