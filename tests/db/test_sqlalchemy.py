@@ -397,6 +397,26 @@ def test_invalidation_waits_for_the_commit(engine: Engine) -> None:
         assert reader.scalar(query) == "renamed"
 
 
+def test_savepoint_rollbacks_keep_timeouts_enforced_and_invalidation_safe(engine: Engine) -> None:
+    query = select(Author.name).where(Author.id == 3).execution_options(**CACHE)
+    limited = select(func.pg_sleep(1)).execution_options(queryopt={"timeout": 0.1})
+    with Session(engine) as session:
+        assert session.scalar(query) == "author 3"
+        nested = session.begin_nested()
+        session.execute(update(Author).where(Author.id == 3).values(name="inside a savepoint"))
+        with pytest.raises(QueryTimeout):
+            session.execute(limited)
+        nested.rollback()  # also undoes the limit set inside it
+        nested = session.begin_nested()
+        with pytest.raises(QueryTimeout):
+            session.execute(limited)  # so it is set again, not assumed
+        nested.rollback()
+        session.commit()
+    with Session(engine) as session:
+        assert session.scalar(query) == "author 3"
+    assert stats(engine)["timeouts"] == 2
+
+
 def test_core_selects_and_text_are_cached_and_autocommit_writes_invalidate_at_once(engine: Engine) -> None:
     by_id = text("SELECT name FROM authors WHERE id = :id").execution_options(**CACHE)
     by_country = select(Author.id).where(Author.country == "jp").order_by(Author.id).execution_options(**CACHE)

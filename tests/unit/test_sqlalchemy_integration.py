@@ -79,4 +79,8 @@ def test_a_commit_keeps_the_timeout_and_hands_over_the_writes() -> None:
     link.committed()
     assert link.committed_timeout == 500
     link.savepoint_rolled_back()
-    assert known_statement_timeout(conn) is None  # unknown until set again
+    assert known_statement_timeout(conn) == 500  # nothing was set since the commit
+    link.timeout_set(200, autocommit=False)
+    assume_statement_timeout(conn, 200)
+    link.savepoint_rolled_back()
+    assert known_statement_timeout(conn) is None  # set in the transaction: unknown until set again

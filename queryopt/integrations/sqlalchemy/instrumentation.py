@@ -34,7 +34,7 @@ from sqlalchemy.exc import OperationalError
 from queryopt.cache import ResultCache
 from queryopt.config import HintMode, Settings
 from queryopt.errors import AnalysisError
-from queryopt.execution import Connection, ensure_statement_timeout, timeout_ms
+from queryopt.execution import Connection, ensure_statement_timeout, known_statement_timeout, timeout_ms
 from queryopt.hints import HintRules, planner_settings_applied
 from queryopt.integrations.sqlalchemy.caching import cache_key, cached_rows, fetch_rows, serve_rows
 from queryopt.integrations.sqlalchemy.errors import SQLAlchemyQueryTimeout
@@ -223,8 +223,8 @@ class Instrumentation:
         if call is None or link is None or link.owner is not self or call.statement.planner_settings:
             return self._on_execute(cursor, statement, parameters, context)
         limit = self.default_timeout_ms
-        if ensure_statement_timeout(conn, limit):  # a session limit changed by a rollback: set it again
-            link.timeout_set(limit, autocommit=conn.autocommit)
+        if known_statement_timeout(conn) != limit:  # after a statement with its own limit, or a rollback
+            self._set_timeout(link, limit)
         started = _clock()
         try:
             self._do_execute(cursor, call.statement.text, parameters, context)
@@ -282,14 +282,21 @@ class Instrumentation:
             call = self._prepare(statement, hints, has_params, conn)
         limit = self.default_timeout_ms if options is None or options.timeout is None else options.timeout_ms
         assert limit is not None
-        if ensure_statement_timeout(conn, limit):
-            link.timeout_set(limit, autocommit=conn.autocommit)
+        if known_statement_timeout(conn) != limit:
+            self._set_timeout(link, limit)
         text = call.statement.text if sent is None else sent
         if options is not None and options.cache and not many and sent is None:
             self._run_cached(execute, cursor, call, parameters, context, link, limit, options)
         else:
             self._execute(execute, cursor, call, text, parameters, context, link, limit, "off", many)
         return True
+
+    def _set_timeout(self, link: ConnectionLink, limit: int) -> None:
+        conn = link.conn
+        if conn.info.transaction_status == TransactionStatus.INERROR:
+            return  # it would fail too; only ROLLBACK (TO SAVEPOINT) can run now, and it needs no limit
+        ensure_statement_timeout(conn, limit)
+        link.timeout_set(limit, autocommit=conn.autocommit)
 
     def _execute(
         self,

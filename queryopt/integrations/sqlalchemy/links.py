@@ -77,7 +77,7 @@ class AsyncConnectionFacade:
 class ConnectionLink:
     """queryopt's state for one DBAPI connection: its session timeout and the writes of its open transaction."""
 
-    __slots__ = ("committed_timeout", "conn", "owner", "pending_all", "pending_tables")
+    __slots__ = ("committed_timeout", "conn", "owner", "pending_all", "pending_tables", "timeout_changed")
 
     def __init__(self, owner: object, conn: Connection) -> None:
         self.owner = owner
@@ -88,6 +88,8 @@ class ConnectionLink:
         """The session's ``statement_timeout`` (ms) outside any transaction, as far as queryopt knows."""
         self.pending_tables: set[str] = set()
         self.pending_all = False
+        self.timeout_changed = False
+        """The limit was set inside the open transaction."""
 
     @property
     def has_pending(self) -> bool:
@@ -115,22 +117,27 @@ class ConnectionLink:
         """The session limit was just set; outside a transaction it sticks at once."""
         if autocommit:
             self.committed_timeout = milliseconds
+        else:
+            self.timeout_changed = True
 
     def committed(self) -> None:
         """The transaction committed: the limit set in it now sticks."""
         self.committed_timeout = known_statement_timeout(self.conn)
+        self.timeout_changed = False
 
     def rolled_back(self) -> None:
         """The transaction rolled back: the server put the limit back; so do we, and drop its writes."""
         if known_statement_timeout(self.conn) != self.committed_timeout:
             assume_statement_timeout(self.conn, self.committed_timeout)
+        self.timeout_changed = False
         if self.pending_all or self.pending_tables:
             self.take_pending()
 
     def savepoint_rolled_back(self) -> None:
-        """Part of the transaction rolled back: the session limit is unknown until set again.
+        """Part of the transaction rolled back: a limit set in the transaction is unknown until set again.
 
         Writes are kept: whether they were inside the savepoint is unknown, and invalidating too
         much after the commit is safe.
         """
-        assume_statement_timeout(self.conn, None)
+        if self.timeout_changed:
+            assume_statement_timeout(self.conn, None)
