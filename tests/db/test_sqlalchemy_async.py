@@ -163,3 +163,23 @@ def test_cached_orm_query_without_round_trip_invalidated_by_commit_not_rollback(
         assert (counters["hits"], counters["misses"]) == (2, 2)
 
     run(dsn, scenario)
+
+
+def test_planner_settings_fallback_through_the_async_connection(dsn: str, seeded: Engine) -> None:
+    query = text("SELECT current_setting('enable_seqscan') FROM books WHERE author_id = :author LIMIT 1")
+    rules = HintRules()
+    rules.add(str(query.compile(dialect=sync_engine(dsn).dialect)), [BOOKS_OF_AUTHOR_INDEX])
+    settings = Settings(recorder=RecorderPolicy(enabled=False), hint_mode=HintMode.PLANNER_SETTINGS)
+
+    async def scenario(engine: AsyncEngine, _: Instrumentation) -> list[Any]:
+        seen = []
+        async with engine.connect() as connection:
+            seen.append((await connection.execute(query, {"author": 1})).scalar())
+            seen.append((await connection.execute(text("SHOW enable_seqscan"))).scalar())
+        async with engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            seen.append((await autocommit.execute(query, {"author": 1})).scalar())
+            seen.append((await autocommit.execute(text("SHOW enable_seqscan"))).scalar())
+        return seen
+
+    assert run(dsn, scenario, settings=settings, hint_rules=rules) == ["off", "on", "off", "on"]

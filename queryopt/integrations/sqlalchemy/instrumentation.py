@@ -19,10 +19,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import psycopg
-from psycopg import IsolationLevel
 from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 from psycopg.pq import TransactionStatus
@@ -48,16 +47,12 @@ from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
 from queryopt.stats import QueryStats
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["Instrumentation"]
 
 logger = logging.getLogger("queryopt")
 
 _SYNC_LINK: Final = "_queryopt_link"  # the link on a sync psycopg connection: one attribute read per statement
 _MAX_OPAQUE = 4096
-_SNAPSHOT_LEVELS: Final = frozenset({IsolationLevel.REPEATABLE_READ, IsolationLevel.SERIALIZABLE})
 _clock = time.perf_counter
 
 Execute = Callable[[Any, str, Any, Any], None]
@@ -169,7 +164,10 @@ class Instrumentation:
         if not self.is_async:
             setattr(dbapi, _SYNC_LINK, link)
         self._counters["connections"] += 1
-        idle = conn.info.transaction_status == TransactionStatus.IDLE
+        status = conn.info.transaction_status
+        if status == TransactionStatus.INERROR:
+            return link  # a connection met in a failed transaction (instrumented while in use): learn later
+        idle = status == TransactionStatus.IDLE
         try:
             self.preparer.learn(conn)
         except psycopg.Error as exc:
@@ -177,11 +175,12 @@ class Instrumentation:
             if idle and not conn.autocommit:
                 conn.rollback()
         ensure_statement_timeout(conn, self.default_timeout_ms)
-        if conn.autocommit:
+        if conn.autocommit or idle:
+            if not conn.autocommit:
+                conn.commit()  # nothing of the application's ran yet: make the session settings stick
             link.committed_timeout = self.default_timeout_ms
-        elif idle:
-            conn.commit()  # nothing of the application's ran yet: make the session settings stick
-            link.committed_timeout = self.default_timeout_ms
+        else:  # met inside the application's transaction (instrumented while in use)
+            link.timeout_changed = True
         if self._owns_recorder and self.observer.recorder is None:
             self._start_recorder(conn)
         return link
