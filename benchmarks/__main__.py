@@ -1,6 +1,77 @@
-"""Run every benchmark: ``python -m benchmarks`` (or ``make bench``)."""
+"""Run every benchmark and write the numbers to a JSON file: ``python -m benchmarks`` (or ``make bench``).
 
-from benchmarks import analysis
+Each topic prints one table, measured side by side in the same run, with ratios
+to its baseline and the target from its issue marked met / not met. Client and
+server are pinned to one CPU by default (``--unpinned`` lets them float).
+"""
 
-print("queryopt benchmarks: each suite prints its own table.\n")
-analysis.main()
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from benchmarks._harness import print_table
+
+TOPICS = ("hot_path", "sqlalchemy", "cache", "analysis", "recorder", "report")
+TITLES = {
+    "hot_path": "hot path: raw psycopg vs optimize_query vs a cache hit",
+    "sqlalchemy": "SQLAlchemy: plain vs instrumented engine",
+    "cache": "cache hit path: queryopt vs dogpile.cache vs a dict",
+    "analysis": "SQL analysis: LRU hit, miss, bare sqlglot parse",
+    "recorder": "slow-query recorder: enqueue cost and sustained rows/s",
+    "report": "report over 1,000,000 slow-query rows",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and less data: a smoke run")
+    parser.add_argument("--unpinned", action="store_true", help="do not pin client and server to one CPU")
+    parser.add_argument("--only", action="append", choices=TOPICS, help="run only this topic (repeatable)")
+    parser.add_argument(
+        "--json", type=Path, default=Path("benchmarks/results/latest.json"), help="where to write the numbers"
+    )
+    args = parser.parse_args(argv)
+    console = Console()
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "quick": args.quick,
+        "pinned": not args.unpinned,
+        "topics": {},
+    }
+    for topic in args.only or TOPICS:
+        try:
+            module = importlib.import_module(f"benchmarks.{topic}")
+        except ModuleNotFoundError as exc:
+            console.print(f"[yellow]{topic}: skipped ({exc})[/yellow]")
+            continue
+        options: dict[str, Any] = {"quick": args.quick}
+        if "pinned" in inspect.signature(module.run).parameters:
+            options["pinned"] = not args.unpinned
+        started = time.perf_counter()
+        rows = module.run(**options)
+        elapsed = time.perf_counter() - started
+        print_table(f"{TITLES[topic]}  ({elapsed:.0f} s)", rows, console)
+        results["topics"][topic] = {"seconds": round(elapsed, 1), "rows": rows}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    console.print(f"numbers written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

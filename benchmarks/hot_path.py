@@ -34,7 +34,7 @@ def _load(conninfo: str, sales_rows: int) -> None:
         conn.execute("INSERT INTO accounts SELECT g, 'account ' || g, g * 10 FROM generate_series(1, 100000) g")
         conn.execute("CREATE TABLE sales (id bigint PRIMARY KEY, region int NOT NULL, amount numeric NOT NULL)")
         conn.execute(
-            "INSERT INTO sales SELECT g, g %% 20, (g * 7919 %% 10000) / 100.0 FROM generate_series(1, %s) g",
+            "INSERT INTO sales SELECT g, g %% 20, (g::bigint * 7919 %% 10000) / 100.0 FROM generate_series(1, %s) g",
             [sales_rows],
         )
         conn.execute("VACUUM ANALYZE")

@@ -52,6 +52,7 @@ from queryopt.optimizer import (
     optimize_query,
 )
 from queryopt.recorder import SlowQuery, SlowQueryRecorder
+from queryopt.report import Report, ReportFormat
 from queryopt.result import QueryResult
 from queryopt.stats import Alert, AlertSeverity, QueryStats
 
@@ -96,7 +97,9 @@ __all__ = [
     "QueryoptError",
     "RecorderError",
     "RecorderPolicy",
+    "Report",
     "ReportError",
+    "ReportFormat",
     "ResultCache",
     "RetryPolicy",
     "Rows",

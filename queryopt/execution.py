@@ -167,6 +167,15 @@ class Watchdog:
             self._deadlines.pop(conn, None)
 
 
+def _column_names(cursor: psycopg.Cursor[tuple[Any, ...]], conn: Connection) -> tuple[str, ...]:
+    """The result's column names, read straight from libpq (``cursor.description`` builds objects we don't need)."""
+    result = cursor.pgresult
+    if result is None or not result.nfields:
+        return ()
+    encoding = conn.info.encoding
+    return tuple(result.fname(index).decode(encoding) for index in range(result.nfields))  # type: ignore[union-attr]
+
+
 def _connection_lost(exc: BaseException) -> bool:
     if not isinstance(exc, psycopg.OperationalError) or isinstance(exc, (pg_errors.QueryCanceled, _Stalled)):
         return False
@@ -237,18 +246,18 @@ class Executor:
             if statement.planner_settings:
                 with planner_settings_applied(conn, statement.planner_settings):
                     cursor = conn.execute(statement.text, params)
-                    rows = cursor.fetchall() if cursor.description else []
+                    columns = _column_names(cursor, conn)
+                    rows = cursor.fetchall() if columns else []
             else:
                 cursor = conn.execute(statement.text, params)
-                rows = cursor.fetchall() if cursor.description else []
+                columns = _column_names(cursor, conn)
+                rows = cursor.fetchall() if columns else []
         except psycopg.Error as exc:
             if guarded and self.watchdog.release(conn):
                 raise _Stalled(str(exc)) from exc
             raise
         if guarded:
             self.watchdog.release(conn)
-        description = cursor.description
-        columns = tuple(column.name for column in description) if description else ()
         return QueryResult(columns, tuple(rows), cursor.rowcount)
 
     def _retryable(self, statement: Statement, exc: BaseException) -> bool:

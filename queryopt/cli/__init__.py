@@ -13,14 +13,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from queryopt._version import __version__
-from queryopt.cli import demo, explain, migrate, prune
+from queryopt.cli import demo, explain, migrate, prune, report
 from queryopt.errors import QueryoptError
 
 __all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-_COMMAND_MODULES = (demo, explain, migrate, prune)
+_COMMAND_MODULES = (demo, explain, migrate, prune, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,115 @@
+"""``queryopt report``: the slow-query report from queryopt's own table.
+
+Exit status: 0 when the report was produced (and ``--fail-on`` found nothing),
+1 when ``--fail-on`` found a regression at or above its severity (the report is
+still written), 2 on any error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from queryopt.config import Settings
+from queryopt.errors import ReportError
+from queryopt.report import ReportFormat, Severity, SortKey, render, report
+from queryopt.report.terminal import print_report
+
+EXIT_OK = 0
+EXIT_FAIL_ON = 1
+EXIT_ERROR = 2
+
+_EPILOG = """\
+exit status:
+  0  the report was produced and --fail-on (if given) found nothing
+  1  --fail-on found a regression at or above its severity (the report is still written)
+  2  error: no database, missing table (migrations not applied), empty window, bad arguments
+
+A regression compares each fingerprint with the previous window of the same length: mean or p95
+more than 2x worse is a warning, more than 3x critical; fingerprints absent before are "new"
+(informational, never a --fail-on finding). Percentiles are PostgreSQL's percentile_cont.
+"""
+
+
+def register(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "report",
+        help="report slow queries recorded by queryopt (terminal, JSON, Markdown, CSV, HTML)",
+        description="Aggregate queryopt's slow-query table over a time window: top queries, percentiles, "
+        "regressions against the previous window, a timeline.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--dsn", help="database to read (default: $QUERYOPT_DSN)")
+    parser.add_argument("--schema", help="schema of queryopt's tables (default: $QUERYOPT_SCHEMA or queryopt)")
+    parser.add_argument("--since", metavar="DURATION", help="window ending now, e.g. 30m, 24h, 7d (default: 24h)")
+    parser.add_argument("--from", dest="from_", metavar="ISO", help="window start, ISO 8601 (UTC unless an offset)")
+    parser.add_argument("--to", metavar="ISO", help="window end, ISO 8601 (default: now)")
+    parser.add_argument("--top", type=int, default=20, help="how many queries to list (default: 20)")
+    parser.add_argument(
+        "--sort", choices=[key.value for key in SortKey], default=SortKey.TOTAL.value, help="order of the top list"
+    )
+    parser.add_argument("--fingerprint", help="report on this query fingerprint only")
+    parser.add_argument(
+        "--format", choices=[f.value for f in ReportFormat], default=ReportFormat.TABLE.value, help="output format"
+    )
+    parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    parser.add_argument(
+        "--fail-on",
+        choices=[Severity.WARNING.value, Severity.CRITICAL.value],
+        help="exit with status 1 when a regression at or above this severity exists",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ReportError(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01T12:00:00Z)") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    dsn = args.dsn or settings.dsn
+    if not dsn:
+        raise ReportError("no database to report on: pass --dsn or set QUERYOPT_DSN")
+    result = report(
+        dsn,
+        since=args.since,
+        from_=_moment(args.from_, "--from"),
+        to=_moment(args.to, "--to"),
+        top=args.top,
+        sort=args.sort,
+        fingerprint=args.fingerprint,
+        schema=args.schema or settings.recorder.schema,
+    )
+    if args.output:
+        text = render(result, args.format)
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ReportError(f"cannot write the report to {args.output}: {exc.strerror or exc}") from exc
+        print(f"queryopt: wrote the {args.format} report to {args.output}", file=sys.stderr)
+    elif args.format == ReportFormat.TABLE.value:
+        print_report(result, Console())
+    else:
+        sys.stdout.write(render(result, args.format))
+    if args.fail_on:
+        findings = result.findings_at_least(Severity(args.fail_on))
+        if findings:
+            worst = result.worst_severity.value
+            print(
+                f"queryopt: {len(findings)} regression(s) at or above {args.fail_on} (worst: {worst}); "
+                f"failing because of --fail-on {args.fail_on}",
+                file=sys.stderr,
+            )
+            return EXIT_FAIL_ON
+    return EXIT_OK
