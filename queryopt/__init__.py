@@ -3,6 +3,8 @@
 The public API is what ``__all__`` lists; every other module and name may change.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from queryopt._version import __version__
 from queryopt.analysis import (
     Analysis,
@@ -55,6 +57,20 @@ from queryopt.recorder import SlowQuery, SlowQueryRecorder
 from queryopt.report import Report, ReportFormat
 from queryopt.result import QueryResult
 from queryopt.stats import Alert, AlertSeverity, QueryStats
+
+if TYPE_CHECKING:
+    from queryopt.integrations.sqlalchemy import instrument, uninstrument
+
+_LAZY = frozenset({"instrument", "uninstrument"})  # need SQLAlchemy: imported on first use only
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from queryopt.integrations import sqlalchemy
+
+        return getattr(sqlalchemy, name)
+    raise AttributeError(f"module 'queryopt' has no attribute {name!r}")
+
 
 __all__ = [
     "Alert",
@@ -109,8 +125,10 @@ __all__ = [
     "configure_async",
     "default_optimizer",
     "explain",
+    "instrument",
     "metrics_summary",
     "optimize_query",
     "optimize_query_async",
     "set_analysis_cache_size",
+    "uninstrument",
 ]

@@ -528,6 +528,10 @@ class ResultCache:
     def count_bypass(self) -> None:
         self._counters["bypasses"] += 1
 
+    def count_miss(self) -> None:
+        """Count a miss served without :meth:`get_or_execute` (by a caller that must not wait for another's run)."""
+        self._counters["misses"] += 1
+
     def stats(self) -> dict[str, int]:
         """Plain counters: hits, misses, stores, evictions, expirations, stale, invalidations, bypasses, …"""
         counters = dict(self._counters)

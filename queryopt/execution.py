@@ -42,7 +42,16 @@ from queryopt.errors import QueryError, QueryTimeout
 from queryopt.hints import planner_settings_applied
 from queryopt.result import QueryResult
 
-__all__ = ["ExecutionRules", "Executor", "Statement", "Watchdog", "ensure_statement_timeout", "timeout_ms"]
+__all__ = [
+    "ExecutionRules",
+    "Executor",
+    "Statement",
+    "Watchdog",
+    "assume_statement_timeout",
+    "ensure_statement_timeout",
+    "known_statement_timeout",
+    "timeout_ms",
+]
 
 logger = logging.getLogger("queryopt")
 
@@ -67,6 +76,20 @@ def ensure_statement_timeout(conn: Connection, milliseconds: int) -> bool:
     conn.execute(SET_TIMEOUT_SQL, [f"{milliseconds}ms"])
     setattr(conn, TIMEOUT_ATTRIBUTE, milliseconds)
     return True
+
+
+def known_statement_timeout(conn: object) -> int | None:
+    """The session ``statement_timeout`` (ms) queryopt last set on ``conn``; ``None`` when unknown."""
+    value: int | None = getattr(conn, TIMEOUT_ATTRIBUTE, None)
+    return value
+
+
+def assume_statement_timeout(conn: object, milliseconds: int | None) -> None:
+    """Record what ``conn``'s session ``statement_timeout`` is now (``None``: unknown, set it again next time).
+
+    For a caller that knows the server changed it, e.g. a rollback undoing a ``set_config`` made in its transaction.
+    """
+    setattr(conn, TIMEOUT_ATTRIBUTE, milliseconds)
 
 
 def timeout_ms(seconds: float | None) -> int:

@@ -191,7 +191,7 @@ class CallPreparer:
         return len(self.calls)
 
     def _hints_for(self, analysis: Analysis, index_hints: IndexHints) -> HintSet | None:
-        if index_hints is None and not len(self.hint_rules):
+        if index_hints is None and self.hint_rules.rule_for(analysis.fingerprint) is None:
             return None
         # Once per distinct text: borrow a connection for the catalog (reloaded when a name is unknown).
         with self._connect() as conn:
@@ -232,12 +232,13 @@ class CallPreparer:
         reasons: tuple[str, ...] = ()
         if not analysis.cacheable_with(stable):
             reasons = analysis.uncacheable_reasons or ("not cacheable",)
-        # What a successful run invalidates: nothing for reads; the written tables when they are all known;
+        # What a successful run invalidates: nothing for reads and for statements that write no table
+        # (SAVEPOINT, SET, LOCK, FOR UPDATE…); the written tables when they are all known;
         # otherwise (DDL, CALL, functions of unknown volatility) everything cached for this database.
         invalidates: tuple[str, ...] | None = None
-        if analysis.read_only or not reasons:
+        if analysis.read_only or not reasons or not (analysis.written_tables or analysis.may_write_unlisted):
             invalidates = ()
-        elif analysis.written_tables and not analysis.may_write_unlisted:
+        elif not analysis.may_write_unlisted:
             invalidates = tuple(dict.fromkeys(table.name for table in analysis.written_tables))
         identity = self.identity
         return PreparedCall(

@@ -1,0 +1,473 @@
+"""One SQLAlchemy engine with queryopt attached: the dialect execution events and what they do.
+
+queryopt hooks in where SQLAlchemy hands a statement to the DBAPI cursor (the
+``do_execute``/``do_executemany``/``do_execute_no_params`` dialect events). That
+is after every ``before_cursor_execute`` listener, so the hint block goes first
+in the text that is really sent, even when another listener (a tracing comment,
+sqlcommenter) prepended something. Per statement the work is a dictionary
+lookup for the prepared call, the timeout check, two clock readings and the
+observation; everything that depends only on the SQL text is prepared once.
+
+Writes are collected per connection (:mod:`.links`) and invalidate the cache
+once their transaction has committed (:mod:`.transactions`); a rollback forgets
+them. Results asked for with ``cache`` are served at the cursor (:mod:`.caching`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final, Literal
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import make_conninfo
+from psycopg.pq import TransactionStatus
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import ExceptionContext, ExecuteStyle
+from sqlalchemy.exc import OperationalError
+
+from queryopt.cache import ResultCache
+from queryopt.config import HintMode, Settings
+from queryopt.errors import AnalysisError
+from queryopt.execution import Connection, ensure_statement_timeout, known_statement_timeout, timeout_ms
+from queryopt.hints import HintRules, planner_settings_applied
+from queryopt.integrations.sqlalchemy.caching import cache_key, cached_rows, fetch_rows, serve_rows
+from queryopt.integrations.sqlalchemy.errors import SQLAlchemyQueryTimeout
+from queryopt.integrations.sqlalchemy.links import LINK_KEY, AsyncConnectionFacade, ConnectionLink
+from queryopt.integrations.sqlalchemy.options import OPTION, StatementOptions, statement_options
+from queryopt.integrations.sqlalchemy.statements import lending, lent_connection, opaque_call
+from queryopt.integrations.sqlalchemy.transactions import TransactionHooks, link_of_pooled, pool_info
+from queryopt.observation import CallObserver
+from queryopt.preparation import CallPreparer, PreparedCall
+from queryopt.recorder import SlowQueryRecorder
+from queryopt.result import QueryResult
+from queryopt.stats import QueryStats
+
+__all__ = ["Instrumentation"]
+
+logger = logging.getLogger("queryopt")
+
+_SYNC_LINK: Final = "_queryopt_link"  # the link on a sync psycopg connection: one attribute read per statement
+_MAX_OPAQUE = 4096
+_clock = time.perf_counter
+
+Execute = Callable[[Any, str, Any, Any], None]
+
+
+class Instrumentation:
+    """queryopt attached to one SQLAlchemy engine: made by :func:`instrument`, removed by :func:`uninstrument`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        settings: Settings | None = None,
+        cache: ResultCache | None = None,
+        recorder: SlowQueryRecorder | None = None,
+        hint_rules: HintRules | None = None,
+        query_stats: QueryStats | None = None,
+    ) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.is_async = bool(engine.dialect.is_async)
+        self.settings = settings or Settings.from_env()
+        self.cache = cache or ResultCache(self.settings.cache)
+        self.preparer = CallPreparer(self.settings, connect=lent_connection, hint_rules=hint_rules)
+        self.observer = CallObserver(
+            query_stats or QueryStats(self.settings.recorder),
+            recorder,
+            application_name=self.settings.application_name,
+            source="sqlalchemy",
+        )
+        self._owns_recorder = recorder is None and self.settings.recorder.enabled
+        self.default_timeout_ms = timeout_ms(self.settings.timeout.statement)
+        self._calls_get = self.preparer.calls.get
+        self._observe = self.observer.observe
+        self._stats_observe = self.observer.stats.observe
+        self._opaque: dict[str, PreparedCall] = {}
+        self._counters = {"timeouts": 0, "unanalysable": 0, "prepare_failures": 0, "connections": 0}
+        self._lock = threading.Lock()
+        self._attached = False
+        self._transactions = TransactionHooks(engine.dialect, self._committed)
+        dialect = self.dialect
+        self._do_execute: Execute = dialect.do_execute
+        self._do_executemany: Execute = dialect.do_executemany
+        self._listeners: tuple[tuple[str, Callable[..., Any], dict[str, Any]], ...] = (
+            ("do_execute", self._on_execute if self.is_async else self._on_execute_sync, {}),
+            ("do_executemany", self._on_executemany, {}),
+            ("do_execute_no_params", self._on_execute_no_params, {}),
+            ("handle_error", self._on_error, {"retval": True}),
+        )
+
+    # -- attaching ---------------------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Listen to the engine's events and follow its transactions' ends."""
+        if self._attached:
+            return
+        for name, listener, options in self._listeners:
+            event.listen(self.engine, name, listener, **options)
+        self._transactions.install()
+        self._attached = True
+
+    def detach(self) -> None:
+        """Stop listening, put the dialect back and close the recorder queryopt opened."""
+        if not self._attached:
+            return
+        for name, listener, _ in self._listeners:
+            if event.contains(self.engine, name, listener):
+                event.remove(self.engine, name, listener)
+        self._transactions.remove()
+        self._attached = False
+        recorder = self.observer.recorder
+        if self._owns_recorder and recorder is not None:
+            recorder.close()
+
+    def _committed(self, link: ConnectionLink, failed: bool) -> None:
+        """A COMMIT ended the transaction on ``link``: its writes invalidate now."""
+        if link.owner is not self:
+            return
+        # A failed COMMIT may or may not have happened (a lost connection): invalidating is always safe.
+        everything, tables = link.take_pending()
+        if everything:
+            self.cache.bump(self.preparer.scope, None)
+        elif tables:
+            self.cache.bump(self.preparer.scope, tables)
+        if not failed:
+            link.committed()
+
+    # -- connections -------------------------------------------------------------------------------------
+
+    def _link(self, cursor: Any, context: Any) -> ConnectionLink | None:
+        if self.is_async:
+            link: ConnectionLink | None = link_of_pooled(context.root_connection)
+        else:
+            link = getattr(cursor.connection, _SYNC_LINK, None)
+        if link is None or link.owner is not self:
+            link = self._new_link(context)
+        return link
+
+    def _new_link(self, context: Any) -> ConnectionLink | None:
+        """First statement on a DBAPI connection: learn the database, give the session its default timeout."""
+        pooled = context.root_connection.connection
+        info = pool_info(pooled)
+        if info is None:
+            return None
+        dbapi = pooled.dbapi_connection
+        conn: Any = AsyncConnectionFacade(dbapi) if self.is_async else dbapi
+        link = ConnectionLink(self, conn)
+        info[LINK_KEY] = link
+        if not self.is_async:
+            setattr(dbapi, _SYNC_LINK, link)
+        self._counters["connections"] += 1
+        status = conn.info.transaction_status
+        if status == TransactionStatus.INERROR:
+            return link  # a connection met in a failed transaction (instrumented while in use): learn later
+        idle = status == TransactionStatus.IDLE
+        try:
+            self.preparer.learn(conn)
+        except psycopg.Error as exc:
+            logger.warning("queryopt: could not identify the database behind a new connection: %s", exc)
+            if idle and not conn.autocommit:
+                conn.rollback()
+        ensure_statement_timeout(conn, self.default_timeout_ms)
+        if conn.autocommit or idle:
+            if not conn.autocommit:
+                conn.commit()  # nothing of the application's ran yet: make the session settings stick
+            link.committed_timeout = self.default_timeout_ms
+        else:  # met inside the application's transaction (instrumented while in use)
+            link.timeout_changed = True
+        if self._owns_recorder and self.observer.recorder is None:
+            self._start_recorder(conn)
+        return link
+
+    def _start_recorder(self, conn: Connection) -> None:
+        with self._lock:
+            if self.observer.recorder is not None:
+                return
+            info = conn.info
+            target = make_conninfo(info.dsn, password=info.password) if info.password else info.dsn
+            self.observer.recorder = SlowQueryRecorder(
+                self.settings.recorder.dsn or target, self.settings.recorder, explain_conninfo=target
+            )
+
+    # -- the execution events ----------------------------------------------------------------------------
+
+    def _on_execute(self, cursor: Any, statement: str, parameters: Any, context: Any) -> Literal[True] | None:
+        if context is None:
+            return None
+        if (
+            context.execute_style is ExecuteStyle.INSERTMANYVALUES
+            and statement is not context.statement
+            and statement.lstrip()[:6].upper() == "INSERT"
+        ):
+            # One batch of a multi-row INSERT: analysed as the single-row statement it was compiled from.
+            return self._run(self._do_execute, cursor, context.statement, parameters, context, sent=statement)
+        return self._run(self._do_execute, cursor, statement, parameters, context)
+
+    def _on_execute_sync(self, cursor: Any, statement: str, parameters: Any, context: Any) -> Literal[True] | None:
+        """:meth:`_on_execute` with the common case inlined: a sync engine, a known statement, no options.
+
+        (A batch of a multi-row INSERT never gets here: its text is never a prepared call's.)
+        """
+        if context is None or context.execution_options.get(OPTION) is not None:
+            return self._on_execute(cursor, statement, parameters, context)
+        call = self._calls_get((statement, None, True))
+        conn = cursor.connection
+        link = getattr(conn, _SYNC_LINK, None)
+        if call is None or link is None or link.owner is not self or call.statement.planner_settings:
+            return self._on_execute(cursor, statement, parameters, context)
+        limit = self.default_timeout_ms
+        if known_statement_timeout(conn) != limit:  # after a statement with its own limit, or a rollback
+            self._set_timeout(link, limit)
+        started = _clock()
+        try:
+            self._do_execute(cursor, call.statement.text, parameters, context)
+        except BaseException as exc:
+            self._failed(call, exc, _clock() - started, parameters, context, link, limit, "off")
+            raise
+        duration = _clock() - started
+        recorder = self.observer.recorder
+        if recorder is not None and recorder.is_slow(call.analysis.fingerprint, duration):
+            self._observe(
+                call,
+                duration,
+                identity=self.preparer.identity,
+                params=parameters,
+                cache_outcome="off",
+                rowcount=cursor.rowcount,
+            )
+        else:  # what CallObserver.observe does for a call that is not slow, without building its arguments
+            self._stats_observe(call.analysis.fingerprint, duration)
+        if call.invalidates != ():
+            self._wrote(link, call.invalidates)
+        return True
+
+    def _on_executemany(self, cursor: Any, statement: str, parameters: Any, context: Any) -> Literal[True] | None:
+        if context is None:
+            return None
+        return self._run(self._do_executemany, cursor, statement, parameters, context, many=True)
+
+    def _on_execute_no_params(self, cursor: Any, statement: str, context: Any) -> Literal[True] | None:
+        if context is None:
+            return None
+        return self._run(_execute_no_params, cursor, statement, None, context, has_params=False)
+
+    def _run(
+        self,
+        execute: Execute,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        *,
+        sent: str | None = None,
+        has_params: bool = True,
+        many: bool = False,
+    ) -> Literal[True] | None:
+        link = self._link(cursor, context)
+        if link is None:
+            return None
+        conn = link.conn
+        raw = context.execution_options.get(OPTION)
+        options = None if raw is None else statement_options(raw)
+        hints = None if options is None else options.index_hints
+        call = self._calls_get((statement, None, has_params)) if hints is None else None
+        if call is None:
+            call = self._prepare(statement, hints, has_params, conn)
+        limit = self.default_timeout_ms if options is None or options.timeout is None else options.timeout_ms
+        assert limit is not None
+        if known_statement_timeout(conn) != limit:
+            self._set_timeout(link, limit)
+        text = call.statement.text if sent is None else sent
+        if options is not None and options.cache and not many and sent is None:
+            self._run_cached(execute, cursor, call, parameters, context, link, limit, options)
+        else:
+            self._execute(execute, cursor, call, text, parameters, context, link, limit, "off", many)
+        return True
+
+    def _set_timeout(self, link: ConnectionLink, limit: int) -> None:
+        conn = link.conn
+        if conn.info.transaction_status == TransactionStatus.INERROR:
+            return  # it would fail too; only ROLLBACK (TO SAVEPOINT) can run now, and it needs no limit
+        ensure_statement_timeout(conn, limit)
+        link.timeout_set(limit, autocommit=conn.autocommit)
+
+    def _execute(
+        self,
+        execute: Execute,
+        cursor: Any,
+        call: PreparedCall,
+        text: str,
+        parameters: Any,
+        context: Any,
+        link: ConnectionLink,
+        limit: int,
+        cache_outcome: str,
+        many: bool = False,
+    ) -> None:
+        settings = call.statement.planner_settings
+        started = time.perf_counter()
+        try:
+            if settings:
+                with planner_settings_applied(link.conn, settings):
+                    execute(cursor, text, parameters, context)
+            else:
+                execute(cursor, text, parameters, context)
+        except BaseException as exc:
+            self._failed(call, exc, time.perf_counter() - started, parameters, context, link, limit, cache_outcome)
+            raise
+        duration = time.perf_counter() - started
+        self.observer.observe(
+            call,
+            duration,
+            identity=self.preparer.identity,
+            params=None if many else parameters,
+            cache_outcome=cache_outcome,
+            rowcount=cursor.rowcount,
+        )
+        if call.invalidates != ():
+            self._wrote(link, call.invalidates)
+
+    def _failed(
+        self,
+        call: PreparedCall,
+        exc: BaseException,
+        elapsed: float,
+        parameters: Any,
+        context: Any,
+        link: ConnectionLink,
+        limit: int,
+        cache_outcome: str,
+    ) -> None:
+        context._queryopt_failure = (call, limit, elapsed)  # for _on_error, which makes the timeout error
+        try:
+            self.observer.observe(
+                call,
+                elapsed,
+                identity=self.preparer.identity,
+                params=parameters,
+                cache_outcome=cache_outcome,
+                rowcount=None,
+                error=exc,
+            )
+            if call.invalidates != () and isinstance(exc, psycopg.Error) and exc.sqlstate is None:
+                self._wrote(link, call.invalidates)  # connection lost mid-write: assume it happened
+        except Exception:  # the application's own error must come through, whatever happens here
+            logger.exception("queryopt: could not observe a failed statement")
+
+    def _wrote(self, link: ConnectionLink, tables: tuple[str, ...] | None) -> None:
+        if link.conn.autocommit:
+            self.cache.bump(self.preparer.scope, tables)
+        else:
+            link.wrote(tables)
+
+    def _prepare(self, statement: str, hints: Any, has_params: bool, conn: Connection) -> PreparedCall:
+        if hints is None:
+            opaque = self._opaque.get(statement)
+            if opaque is not None:
+                return opaque
+        try:
+            with lending(conn):
+                return self.preparer.prepare(statement, hints, has_params=has_params)
+        except AnalysisError as exc:
+            self._counters["unanalysable"] += 1
+            call = opaque_call(statement, f"not analysable: {exc}", self.preparer.scope)
+            if len(self._opaque) >= _MAX_OPAQUE:
+                self._opaque.clear()
+            self._opaque[statement] = call
+            return call
+        except psycopg.Error as exc:
+            # A catalog look-up for hints failed: run the statement as it is, try again next time.
+            self._counters["prepare_failures"] += 1
+            logger.warning("queryopt: hints for a statement could not be checked, sent without: %s", exc)
+            return opaque_call(statement, "hints could not be checked", self.preparer.scope)
+
+    # -- the result cache --------------------------------------------------------------------------------
+
+    def _run_cached(
+        self,
+        execute: Execute,
+        cursor: Any,
+        call: PreparedCall,
+        parameters: Any,
+        context: Any,
+        link: ConnectionLink,
+        limit: int,
+        options: StatementOptions,
+    ) -> None:
+        key = cache_key(call, parameters, context, link)
+        if key is None:
+            self.cache.count_bypass()
+            self._execute(execute, cursor, call, call.statement.text, parameters, context, link, limit, "bypass")
+            return
+
+        def run() -> QueryResult:
+            self._execute(execute, cursor, call, call.statement.text, parameters, context, link, limit, "miss")
+            return fetch_rows(cursor)
+
+        # Never wait for another coroutine's run on an event loop: it could not finish meanwhile.
+        rows = cached_rows(self.cache, key, call, run, ttl=options.ttl, single_flight=not self.is_async)
+        serve_rows(context, rows)
+
+    # -- errors ------------------------------------------------------------------------------------------
+
+    def _on_error(self, ctx: ExceptionContext) -> BaseException | None:
+        if not isinstance(ctx.original_exception, pg_errors.QueryCanceled):
+            return None
+        chained = getattr(ctx, "chained_exception", None)  # set only once an earlier handler replaced the error
+        current = chained if chained is not None else ctx.sqlalchemy_exception
+        if not isinstance(current, OperationalError) or isinstance(current, SQLAlchemyQueryTimeout):
+            return None
+        failure = getattr(ctx.execution_context, "_queryopt_failure", None)
+        if failure is None:
+            return None
+        call, limit, elapsed = failure
+        self._counters["timeouts"] += 1
+        return SQLAlchemyQueryTimeout.from_operational_error(
+            current,
+            sql=call.statement.text,
+            fingerprint=call.analysis.fingerprint,
+            limit=limit / 1000 if limit else None,
+            elapsed=elapsed,
+        )
+
+    # -- the public surface ------------------------------------------------------------------------------
+
+    @property
+    def hint_mode(self) -> HintMode:
+        """How hints take effect on this database (``auto`` resolved once a connection was seen)."""
+        return self.preparer.hint_mode
+
+    @property
+    def recorder(self) -> SlowQueryRecorder | None:
+        return self.observer.recorder
+
+    @property
+    def query_stats(self) -> QueryStats:
+        return self.observer.stats
+
+    def invalidate(self, table: str | None = None) -> None:
+        """Drop cached results that read ``table`` in this database (all of them without a table)."""
+        self.cache.bump(self.preparer.scope, None if table is None else [table])
+
+    def stats(self) -> dict[str, int]:
+        """Plain counters of the cache, the recorder and the integration."""
+        recorder = self.recorder
+        recorded = {f"recorder_{k}": v for k, v in recorder.stats().items()} if recorder else {}
+        return {**self.cache.stats(), **recorded, **self._counters, "prepared": len(self.preparer)}
+
+    def metrics_summary(self) -> dict[str, dict[str, float]]:
+        """Live per-fingerprint statistics: count, mean, min, max, p95 (seconds) over recent calls."""
+        return self.query_stats.summary()
+
+    def __repr__(self) -> str:
+        return f"<queryopt Instrumentation of {self.engine!r}>"
+
+
+def _execute_no_params(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+    context.dialect.do_execute_no_params(cursor, statement, context)
