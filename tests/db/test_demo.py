@@ -31,6 +31,7 @@ def test_demo_on_its_own_embedded_server(tmp_path: Path) -> None:
     assert "still running on the server: 0" in text
     assert "the write invalidated it" in text
     assert "Index Scan using orders_status_idx" in text
+    assert "invalidated at COMMIT" in text
     assert "Slow-query report" in text
 
 
