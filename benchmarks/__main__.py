@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - started
         print_table(f"{TITLES[topic]}  ({elapsed:.0f} s)", rows, console)
         results["topics"][topic] = {"seconds": round(elapsed, 1), "rows": rows}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        # Written after every topic, so a failure later in the run loses nothing measured.
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
     console.print(f"numbers written to {args.json}")
     return 0
 

@@ -97,9 +97,10 @@ def print_table(title: str, rows: Sequence[dict[str, object]], console: Console 
         console.print(f"[bold]{title}[/bold]: no rows")
         return
     table = Table(title=title, title_justify="left")
-    columns = list(rows[0].keys())
+    columns = list(dict.fromkeys(key for row in rows for key in row))
     for column in columns:
         table.add_column(column, justify="left" if column in {"case", "target", "met"} else "right")
     for row in rows:
-        table.add_row(*(verdict(row[c]) if c == "met" else str(row[c]) for c in columns))  # type: ignore[arg-type]
+        cells = (verdict(row.get(c)) if c == "met" else str(row.get(c, "")) for c in columns)  # type: ignore[arg-type]
+        table.add_row(*cells)
     console.print(table)

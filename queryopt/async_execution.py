@@ -109,11 +109,11 @@ class AsyncExecutor(ExecutionRules):
         if statement.planner_settings:
             async with planner_settings_applied_async(conn, statement.planner_settings):
                 cursor = await conn.execute(statement.text, params)
-                columns = column_names(cursor.pgresult, conn.info.encoding)
+                columns = column_names(cursor.pgresult, conn)
                 rows = await cursor.fetchall() if columns else []
         else:
             cursor = await conn.execute(statement.text, params)
-            columns = column_names(cursor.pgresult, conn.info.encoding)
+            columns = column_names(cursor.pgresult, conn)
             rows = await cursor.fetchall() if columns else []
         return QueryResult(columns, tuple(rows), cursor.rowcount)
 

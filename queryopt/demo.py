@@ -349,7 +349,6 @@ def _show_sqlalchemy(demo: _Demo) -> None:
         "execution_options, a committed write through the session invalidating it, every statement timed.",
     )
 
-
     optimizer = demo.optimizer
     engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(demo.dsn))
     instrumentation = instrument(

@@ -176,11 +176,24 @@ class Watchdog:
             self._deadlines.pop(conn, None)
 
 
-def column_names(result: PGresult | None, encoding: str) -> tuple[str, ...]:
-    """A result's column names read straight from libpq (``cursor.description`` builds objects not needed here)."""
+_DECODED_NAMES: dict[tuple[bytes | None, ...], tuple[str, ...]] = {}
+
+
+def column_names(result: PGresult | None, conn: psycopg.BaseConnection[Any]) -> tuple[str, ...]:
+    """A result's column names read straight from libpq (``cursor.description`` builds objects not needed
+    here), decoded once per distinct set of names (client encodings other than UTF-8 are rare enough
+    not to key on)."""
     if result is None or not result.nfields:
         return ()
-    return tuple((result.fname(index) or b"").decode(encoding) for index in range(result.nfields))
+    raw = tuple([result.fname(index) for index in range(result.nfields)])
+    names = _DECODED_NAMES.get(raw)
+    if names is None:
+        encoding = conn.info.encoding
+        names = tuple((name or b"").decode(encoding) for name in raw)
+        if len(_DECODED_NAMES) >= 4096:
+            _DECODED_NAMES.clear()
+        _DECODED_NAMES[raw] = names
+    return names
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -323,11 +336,11 @@ class Executor(ExecutionRules):
             if statement.planner_settings:
                 with planner_settings_applied(conn, statement.planner_settings):
                     cursor = conn.execute(statement.text, params)
-                    columns = column_names(cursor.pgresult, conn.info.encoding)
+                    columns = column_names(cursor.pgresult, conn)
                     rows = cursor.fetchall() if columns else []
             else:
                 cursor = conn.execute(statement.text, params)
-                columns = column_names(cursor.pgresult, conn.info.encoding)
+                columns = column_names(cursor.pgresult, conn)
                 rows = cursor.fetchall() if columns else []
         except psycopg.Error as exc:
             if guarded and self.watchdog.release(conn):
