@@ -47,10 +47,10 @@ from queryopt.async_execution import AsyncConnection, AsyncExecutor
 from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
 from queryopt.config import HintMode, Settings
 from queryopt.errors import ConfigurationError, QueryError
-from queryopt.execution import Connection, Params
+from queryopt.execution import Connection, Params, pool_connection_kwargs
 from queryopt.hints import HintRules
 from queryopt.hints.effect import HINT_PLAN_ACTIVE_SQL
-from queryopt.observation import CallObserver
+from queryopt.observation import CallObserver, open_recorder
 from queryopt.optimizer import CacheDecision, RowShape, call_limit, check_ttl, refuse_session_settings, shape_rows
 from queryopt.preparation import IDENTIFY_SQL, CallPreparer, IndexHints, PreparedCall, freeze_hints, identity_from_row
 from queryopt.recorder import SlowQueryRecorder
@@ -136,11 +136,7 @@ class AsyncOptimizer:
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
-                kwargs={
-                    "autocommit": True,
-                    "application_name": self.settings.application_name,
-                    "connect_timeout": max(1, round(self.settings.timeout.connect)),
-                },
+                kwargs=pool_connection_kwargs(self.settings),
                 configure=self._configure_connection,
                 timeout=self.settings.timeout.connect,
                 name="queryopt-async",
@@ -157,11 +153,9 @@ class AsyncOptimizer:
         self._calls = self.preparer.calls
         self._owns_recorder = recorder is None and self.settings.recorder.enabled
         if self._owns_recorder:
-            recorder = SlowQueryRecorder(
-                self.settings.recorder.dsn or conninfo, self.settings.recorder, explain_conninfo=conninfo
-            )
+            recorder = open_recorder(self.settings, conninfo)
         self.observer = CallObserver(
-            query_stats or QueryStats(self.settings.recorder),
+            query_stats if query_stats is not None else QueryStats(self.settings.recorder),
             recorder,
             application_name=self.settings.application_name,
             source="optimize_query_async",

@@ -37,7 +37,7 @@ from psycopg.pq.abc import PGresult
 from psycopg_pool import ConnectionPool
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
-from queryopt.config import RetryPolicy, TimeoutPolicy
+from queryopt.config import RetryPolicy, Settings, TimeoutPolicy
 from queryopt.errors import QueryError, QueryTimeout
 from queryopt.hints import planner_settings_applied
 from queryopt.result import QueryResult
@@ -90,6 +90,16 @@ def assume_statement_timeout(conn: object, milliseconds: int | None) -> None:
     For a caller that knows the server changed it, e.g. a rollback undoing a ``set_config`` made in its transaction.
     """
     setattr(conn, TIMEOUT_ATTRIBUTE, milliseconds)
+
+
+def pool_connection_kwargs(settings: Settings) -> dict[str, Any]:
+    """Connection options of the pools queryopt opens itself: autocommit (one statement per call),
+    its application name, the connect timeout."""
+    return {
+        "autocommit": True,
+        "application_name": settings.application_name,
+        "connect_timeout": max(1, round(settings.timeout.connect)),
+    }
 
 
 def timeout_ms(seconds: float | None) -> int:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from queryopt.config import Settings
 from queryopt.errors import QueryTimeout
 from queryopt.preparation import PreparedCall, SessionIdentity
 from queryopt.recorder import SlowQuery, SlowQueryRecorder
 from queryopt.stats import QueryStats
 
-__all__ = ["CallObserver"]
+__all__ = ["CallObserver", "open_recorder"]
 
 
 class CallObserver:
@@ -67,3 +68,11 @@ class CallObserver:
                 params=params,
             )
         )
+
+
+def open_recorder(settings: Settings, application_conninfo: str) -> SlowQueryRecorder:
+    """The recorder a front end opens for itself: it writes to ``settings.recorder.dsn`` when set, else to
+    the application's database, and asks the application's database for plans."""
+    return SlowQueryRecorder(
+        settings.recorder.dsn or application_conninfo, settings.recorder, explain_conninfo=application_conninfo
+    )

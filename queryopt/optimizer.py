@@ -29,9 +29,9 @@ from queryopt.analysis import Analysis, StatementKind
 from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
 from queryopt.config import HintMode, Settings
 from queryopt.errors import ConfigurationError, QueryError
-from queryopt.execution import Connection, Executor, Params, timeout_ms
+from queryopt.execution import Connection, Executor, Params, pool_connection_kwargs, timeout_ms
 from queryopt.hints import HintRules
-from queryopt.observation import CallObserver
+from queryopt.observation import CallObserver, open_recorder
 from queryopt.preparation import CallPreparer, IndexHints, PreparedCall
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
@@ -92,11 +92,7 @@ class Optimizer:
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
-                kwargs={
-                    "autocommit": True,
-                    "application_name": self.settings.application_name,
-                    "connect_timeout": max(1, round(self.settings.timeout.connect)),
-                },
+                kwargs=pool_connection_kwargs(self.settings),
                 configure=self._configure_connection,
                 timeout=self.settings.timeout.connect,
                 name="queryopt",
@@ -113,12 +109,9 @@ class Optimizer:
                 self.preparer.learn(conn)
         self._owns_recorder = recorder is None and self.settings.recorder.enabled
         if self._owns_recorder:
-            target = str(pool.conninfo)
-            recorder = SlowQueryRecorder(
-                self.settings.recorder.dsn or target, self.settings.recorder, explain_conninfo=target
-            )
+            recorder = open_recorder(self.settings, str(pool.conninfo))
         self.observer = CallObserver(
-            query_stats or QueryStats(self.settings.recorder),
+            query_stats if query_stats is not None else QueryStats(self.settings.recorder),
             recorder,
             application_name=self.settings.application_name,
             source="optimize_query",

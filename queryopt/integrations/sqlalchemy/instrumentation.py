@@ -41,7 +41,7 @@ from queryopt.integrations.sqlalchemy.links import LINK_KEY, AsyncConnectionFaca
 from queryopt.integrations.sqlalchemy.options import OPTION, StatementOptions, statement_options
 from queryopt.integrations.sqlalchemy.statements import lending, lent_connection, opaque_call
 from queryopt.integrations.sqlalchemy.transactions import TransactionHooks, link_of_pooled, pool_info
-from queryopt.observation import CallObserver
+from queryopt.observation import CallObserver, open_recorder
 from queryopt.preparation import CallPreparer, PreparedCall
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
@@ -75,10 +75,10 @@ class Instrumentation:
         self.dialect = engine.dialect
         self.is_async = bool(engine.dialect.is_async)
         self.settings = settings or Settings.from_env()
-        self.cache = cache or ResultCache(self.settings.cache)
+        self.cache = cache if cache is not None else ResultCache(self.settings.cache)
         self.preparer = CallPreparer(self.settings, connect=lent_connection, hint_rules=hint_rules)
         self.observer = CallObserver(
-            query_stats or QueryStats(self.settings.recorder),
+            query_stats if query_stats is not None else QueryStats(self.settings.recorder),
             recorder,
             application_name=self.settings.application_name,
             source="sqlalchemy",
@@ -191,9 +191,7 @@ class Instrumentation:
                 return
             info = conn.info
             target = make_conninfo(info.dsn, password=info.password) if info.password else info.dsn
-            self.observer.recorder = SlowQueryRecorder(
-                self.settings.recorder.dsn or target, self.settings.recorder, explain_conninfo=target
-            )
+            self.observer.recorder = open_recorder(self.settings, target)
 
     # -- the execution events ----------------------------------------------------------------------------
 
