@@ -293,6 +293,13 @@ class Transaction:
     ) -> QueryResult:
         optimizer = self._optimizer
         call = optimizer.preparer.prepare(sql, index_hints, has_params=params is not None)
+        if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis, in_transaction=True):
+            # A committed SET would stay on the pooled connection and change whichever call gets it next.
+            raise QueryError(
+                "SET/RESET would outlive this transaction on a pooled connection: use SET LOCAL",
+                sql=call.analysis.sql,
+                fingerprint=call.analysis.fingerprint,
+            )
         limit = None if timeout is None else timeout_ms(timeout)
         started = time.perf_counter()
         try:
@@ -347,9 +354,15 @@ def _shape(result: QueryResult, rows: RowShape) -> list[Any]:
     raise ConfigurationError(f"rows must be 'tuple' or 'dict', got {rows!r}", setting="rows")
 
 
-def _changes_session(analysis: Analysis) -> bool:
-    body = analysis.sql[analysis.head.body_start :].lstrip()[:8].upper()
-    return body.startswith(("SET", "RESET")) and not body.startswith("SET LOCA")
+def _changes_session(analysis: Analysis, *, in_transaction: bool = False) -> bool:
+    words = analysis.sql[analysis.head.body_start :].split(None, 2)[:2]
+    verb, scope = (word.upper() for word in [*words, "", ""][:2])
+    if verb == "RESET":
+        return True
+    if verb != "SET" or scope == "LOCAL":
+        return False
+    # SET TRANSACTION / SET CONSTRAINTS last only for the transaction: fine inside one.
+    return not (in_transaction and scope in {"TRANSACTION", "CONSTRAINTS"})
 
 
 # -- the module-level API ------------------------------------------------------------------------------

@@ -324,3 +324,20 @@ def test_live_statistics_per_fingerprint(optimizer: Optimizer) -> None:
     summary = optimizer.metrics_summary()[fingerprint]
     assert summary["count"] == 5
     assert 0 < summary["min"] <= summary["mean"] <= summary["max"]
+
+
+def test_session_settings_in_a_transaction_do_not_outlive_it(
+    optimizer: Optimizer, conn: psycopg.Connection[Any]
+) -> None:
+    # A plain SET committed in a transaction would stay on the pooled connection: a later cached read of
+    # `customers` would then read another schema's table and cache it under this search_path's key.
+    conn.execute("CREATE SCHEMA other")
+    conn.execute("CREATE TABLE other.customers (id int PRIMARY KEY, name text NOT NULL)")
+    conn.execute("INSERT INTO other.customers VALUES (1, 'foreign')")
+    with pytest.raises(queryopt.QueryError, match="SET LOCAL"), optimizer.transaction() as tx:
+        tx.execute("SET search_path TO other")
+    with optimizer.transaction() as tx:
+        tx.execute("SET LOCAL search_path TO other")
+        assert tx.query("SELECT name FROM customers WHERE id = 1") == [("foreign",)]
+    assert optimizer.query("SELECT name FROM customers WHERE id = 1", use_cache=True) == [("customer 1",)]
+    assert optimizer.query("SELECT current_setting('search_path')") != [("other",)]
