@@ -293,13 +293,7 @@ class Transaction:
     ) -> QueryResult:
         optimizer = self._optimizer
         call = optimizer.preparer.prepare(sql, index_hints, has_params=params is not None)
-        if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis, in_transaction=True):
-            # A committed SET would stay on the pooled connection and change whichever call gets it next.
-            raise QueryError(
-                "SET/RESET would outlive this transaction on a pooled connection: use SET LOCAL",
-                sql=call.analysis.sql,
-                fingerprint=call.analysis.fingerprint,
-            )
+        refuse_session_settings_in_transaction(call)
         limit = None if timeout is None else timeout_ms(timeout)
         started = time.perf_counter()
         try:
@@ -336,6 +330,16 @@ def refuse_session_settings(call: PreparedCall) -> None:
         raise QueryError(
             "SET/RESET outside a transaction would not last: pooled connections serve other calls next. "
             "Put settings in the connection string, or use Optimizer.transaction() with SET LOCAL",
+            sql=call.analysis.sql,
+            fingerprint=call.analysis.fingerprint,
+        )
+
+
+def refuse_session_settings_in_transaction(call: PreparedCall) -> None:
+    """A plain SET committed in a transaction would stay on the pooled connection: refuse it (SET LOCAL is fine)."""
+    if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis, in_transaction=True):
+        raise QueryError(
+            "SET/RESET would outlive this transaction on a pooled connection: use SET LOCAL",
             sql=call.analysis.sql,
             fingerprint=call.analysis.fingerprint,
         )
