@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -108,6 +110,28 @@ def test_parameters_of_different_types_are_different_keys(optimizer: Optimizer) 
     assert optimizer.query(query, ["1"], use_cache=True) == [("1",)]
     assert optimizer.query(query, [True], use_cache=True) == [("true",)]
     assert optimizer.stats()["misses"] == 3
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "second_text"),
+    [
+        (decimal.Decimal("1.0"), decimal.Decimal("1.00"), "1.00"),
+        (0.0, -0.0, "-0"),
+        (
+            datetime.time(12, tzinfo=datetime.UTC),
+            datetime.time(13, tzinfo=datetime.timezone(datetime.timedelta(hours=1))),
+            "13:00:00+01",
+        ),
+    ],
+)
+def test_parameters_that_compare_equal_but_differ_on_the_server_are_different_keys(
+    optimizer: Optimizer, first: Any, second: Any, second_text: str
+) -> None:
+    # Python calls these equal (with equal hashes); PostgreSQL keeps the scale, the sign, the offset.
+    query = "SELECT %s::text"
+    optimizer.query(query, [first], use_cache=True)
+    assert optimizer.query(query, [second], use_cache=True) == [(second_text,)]
+    assert optimizer.query(query, [[second]], use_cache=True) != optimizer.query(query, [[first]], use_cache=True)
 
 
 def test_cached_results_expire(optimizer: Optimizer, shop: psycopg.Connection[Any], clock: FakeClock) -> None:
