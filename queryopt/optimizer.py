@@ -16,12 +16,13 @@ refused: put settings in the connection string instead.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from psycopg_pool import ConnectionPool
 
@@ -294,7 +295,7 @@ class Transaction:
         optimizer = self._optimizer
         call = optimizer.preparer.prepare(sql, index_hints, has_params=params is not None)
         refuse_session_settings_in_transaction(call)
-        limit = None if timeout is None else timeout_ms(timeout)
+        limit = None if timeout is None else call_limit(timeout)
         started = time.perf_counter()
         try:
             result = optimizer.executor.run_on(self._conn, call.statement, params, limit_ms=limit)
@@ -313,15 +314,30 @@ class Transaction:
 
 def call_limit(timeout: float) -> int:
     """A call's ``timeout`` in seconds as a statement_timeout in milliseconds; refuses a timeout <= 0."""
-    if timeout <= 0:
-        raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}", setting="timeout")
+    _check_seconds("timeout", timeout)
+    if timeout > _MAX_TIMEOUT:
+        raise ConfigurationError(
+            f"timeout must be at most {_MAX_TIMEOUT:g} seconds (PostgreSQL's statement_timeout), got {timeout!r}",
+            setting="timeout",
+        )
     return timeout_ms(timeout)
 
 
 def check_ttl(ttl: float) -> None:
-    """Refuse a per-call ``ttl`` <= 0."""
-    if ttl <= 0:
-        raise ConfigurationError(f"ttl must be > 0 seconds, got {ttl!r}", setting="ttl")
+    """Refuse a per-call ``ttl`` that is not a finite number of seconds > 0."""
+    _check_seconds("ttl", ttl)
+
+
+_MAX_TIMEOUT: Final = 2_147_483.647
+"""statement_timeout is an int of milliseconds."""
+
+
+def _check_seconds(name: str, value: object) -> None:
+    # NaN would pass a `<= 0` test: a NaN ttl made an entry that never expires.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number of seconds, got {value!r}", setting=name)
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}", setting=name)
 
 
 def refuse_session_settings(call: PreparedCall) -> None:

@@ -365,3 +365,26 @@ def test_session_settings_in_a_transaction_do_not_outlive_it(
         assert tx.query("SELECT name FROM customers WHERE id = 1") == [("foreign",)]
     assert optimizer.query("SELECT name FROM customers WHERE id = 1", use_cache=True) == [("customer 1",)]
     assert optimizer.query("SELECT current_setting('search_path')") != [("other",)]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("timeout", "2"),
+        ("timeout", float("nan")),
+        ("timeout", float("inf")),
+        ("timeout", 1e12),
+        ("timeout", True),
+        ("ttl", "5"),
+        ("ttl", float("nan")),
+        ("ttl", float("inf")),
+    ],
+)
+def test_a_bad_timeout_or_ttl_is_a_configuration_error_naming_it(optimizer: Optimizer, option: str, value: Any) -> None:
+    # A NaN ttl used to be stored as an entry that never expires; the others raised TypeError & co.
+    with pytest.raises(ConfigurationError, match=f"^{option} must be"):
+        optimizer.query("SELECT name FROM customers WHERE id = %s", [1], use_cache=True, **{option: value})
+    if option == "timeout":
+        with pytest.raises(ConfigurationError, match=r"^timeout must be"), optimizer.transaction() as tx:
+            tx.query("SELECT 1", timeout=value)
+    assert optimizer.query("SELECT name FROM customers WHERE id = %s", [1], use_cache=True) == [("customer 1",)]
