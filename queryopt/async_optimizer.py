@@ -51,7 +51,15 @@ from queryopt.execution import Connection, Params, pool_connection_kwargs
 from queryopt.hints import HintRules
 from queryopt.hints.effect import HINT_PLAN_ACTIVE_SQL
 from queryopt.observation import CallObserver, open_recorder
-from queryopt.optimizer import CacheDecision, RowShape, call_limit, check_ttl, refuse_session_settings, shape_rows
+from queryopt.optimizer import (
+    CacheDecision,
+    RowShape,
+    call_limit,
+    check_ttl,
+    refuse_session_settings,
+    refuse_session_settings_in_transaction,
+    shape_rows,
+)
 from queryopt.preparation import IDENTIFY_SQL, CallPreparer, IndexHints, PreparedCall, freeze_hints, identity_from_row
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
@@ -389,6 +397,7 @@ class AsyncTransaction:
     ) -> QueryResult:
         optimizer = self._optimizer
         call = await optimizer.prepare(sql, index_hints, has_params=params is not None)
+        refuse_session_settings_in_transaction(call)
         limit = None if timeout is None else call_limit(timeout)
         started = time.perf_counter()
         try:

@@ -71,19 +71,23 @@ EVERY_SCOPE: Final = "*"
 _SCALARS: Final[frozenset[type]] = frozenset(
     {
         int,
-        float,
         str,
         bytes,
         bool,
         type(None),
-        decimal.Decimal,
         datetime.date,
         datetime.datetime,
-        datetime.time,
         datetime.timedelta,
         uuid.UUID,
     }
 )
+# Values Python calls equal (with equal hashes) that PostgreSQL tells apart: the scale of a numeric
+# (1.0, 1.00), the sign of a zero, the offset of a time of day.
+_DISTINGUISHED: Final[dict[type, Callable[[Any], Hashable]]] = {
+    float: float.hex,
+    decimal.Decimal: decimal.Decimal.as_tuple,
+    datetime.time: lambda value: (value, value.utcoffset()),
+}
 _MUTABLE_VALUES: Final = (list, dict, bytearray, set)
 
 
@@ -95,6 +99,8 @@ def _canonical_value(value: Any) -> Hashable:
     kind = type(value)
     if kind in _SCALARS:
         return (kind, value)
+    if kind in _DISTINGUISHED:
+        return (kind, _DISTINGUISHED[kind](value))
     if kind is list or kind is tuple:
         return (kind, tuple(_canonical_value(item) for item in value))
     if kind is dict:
@@ -110,6 +116,8 @@ def canonical_params(params: Sequence[Any] | Mapping[str, Any] | None) -> Hashab
     """A hashable, typed form of query parameters: ``1``, ``1.0``, ``True`` and ``"1"`` differ.
 
     >>> canonical_params([1]) == canonical_params([1.0])
+    False
+    >>> canonical_params([decimal.Decimal("1.0")]) == canonical_params([decimal.Decimal("1.00")])
     False
     >>> canonical_params({"b": 2, "a": "x"}) == canonical_params({"a": "x", "b": 2})
     True

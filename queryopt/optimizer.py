@@ -16,12 +16,13 @@ refused: put settings in the connection string instead.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from psycopg_pool import ConnectionPool
 
@@ -286,7 +287,8 @@ class Transaction:
     ) -> QueryResult:
         optimizer = self._optimizer
         call = optimizer.preparer.prepare(sql, index_hints, has_params=params is not None)
-        limit = None if timeout is None else timeout_ms(timeout)
+        refuse_session_settings_in_transaction(call)
+        limit = None if timeout is None else call_limit(timeout)
         started = time.perf_counter()
         try:
             result = optimizer.executor.run_on(self._conn, call.statement, params, limit_ms=limit)
@@ -305,15 +307,30 @@ class Transaction:
 
 def call_limit(timeout: float) -> int:
     """A call's ``timeout`` in seconds as a statement_timeout in milliseconds; refuses a timeout <= 0."""
-    if timeout <= 0:
-        raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}", setting="timeout")
+    _check_seconds("timeout", timeout)
+    if timeout > _MAX_TIMEOUT:
+        raise ConfigurationError(
+            f"timeout must be at most {_MAX_TIMEOUT:g} seconds (PostgreSQL's statement_timeout), got {timeout!r}",
+            setting="timeout",
+        )
     return timeout_ms(timeout)
 
 
 def check_ttl(ttl: float) -> None:
-    """Refuse a per-call ``ttl`` <= 0."""
-    if ttl <= 0:
-        raise ConfigurationError(f"ttl must be > 0 seconds, got {ttl!r}", setting="ttl")
+    """Refuse a per-call ``ttl`` that is not a finite number of seconds > 0."""
+    _check_seconds("ttl", ttl)
+
+
+_MAX_TIMEOUT: Final = 2_147_483.647
+"""statement_timeout is an int of milliseconds."""
+
+
+def _check_seconds(name: str, value: object) -> None:
+    # NaN would pass a `<= 0` test: a NaN ttl made an entry that never expires.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number of seconds, got {value!r}", setting=name)
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}", setting=name)
 
 
 def refuse_session_settings(call: PreparedCall) -> None:
@@ -322,6 +339,16 @@ def refuse_session_settings(call: PreparedCall) -> None:
         raise QueryError(
             "SET/RESET outside a transaction would not last: pooled connections serve other calls next. "
             "Put settings in the connection string, or use Optimizer.transaction() with SET LOCAL",
+            sql=call.analysis.sql,
+            fingerprint=call.analysis.fingerprint,
+        )
+
+
+def refuse_session_settings_in_transaction(call: PreparedCall) -> None:
+    """A plain SET committed in a transaction would stay on the pooled connection: refuse it (SET LOCAL is fine)."""
+    if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis, in_transaction=True):
+        raise QueryError(
+            "SET/RESET would outlive this transaction on a pooled connection: use SET LOCAL",
             sql=call.analysis.sql,
             fingerprint=call.analysis.fingerprint,
         )
@@ -340,9 +367,15 @@ def _shape(result: QueryResult, rows: RowShape) -> list[Any]:
     raise ConfigurationError(f"rows must be 'tuple' or 'dict', got {rows!r}", setting="rows")
 
 
-def _changes_session(analysis: Analysis) -> bool:
-    body = analysis.sql[analysis.head.body_start :].lstrip()[:8].upper()
-    return body.startswith(("SET", "RESET")) and not body.startswith("SET LOCA")
+def _changes_session(analysis: Analysis, *, in_transaction: bool = False) -> bool:
+    words = analysis.sql[analysis.head.body_start :].split(None, 2)[:2]
+    verb, scope = (word.upper() for word in [*words, "", ""][:2])
+    if verb == "RESET":
+        return True
+    if verb != "SET" or scope == "LOCAL":
+        return False
+    # SET TRANSACTION / SET CONSTRAINTS last only for the transaction: fine inside one.
+    return not (in_transaction and scope in {"TRANSACTION", "CONSTRAINTS"})
 
 
 # -- the module-level API ------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Each command lives in a module of this package exposing ``register(commands)``,
 which adds its sub-parser and sets ``handler`` to a function
-``(args) -> exit status``. Errors queryopt raises become one line on stderr and
+``(args) -> exit status``. Errors queryopt raises, and database errors such as an
+unreachable server, become one line on stderr and
 exit status 2, never a traceback.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+
+import psycopg
 
 from queryopt._version import __version__
 from queryopt.cli import demo, explain, migrate, prune, report
@@ -44,8 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return handler(args)
-    except QueryoptError as exc:
-        print(f"queryopt: error: {exc}", file=sys.stderr)
+    except (QueryoptError, psycopg.Error) as exc:
+        # libpq messages span lines ("…failed: …\n\tIs the server running…"): one line on stderr.
+        print(f"queryopt: error: {' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("queryopt: interrupted", file=sys.stderr)

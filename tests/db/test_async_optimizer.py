@@ -91,6 +91,18 @@ def test_queries_cache_and_invalidate(dsn: str, shop: psycopg.Connection[Any]) -
     run(dsn, body)
 
 
+def test_session_settings_in_a_transaction_do_not_outlive_it(dsn: str, shop: psycopg.Connection[Any]) -> None:
+    async def body(db: AsyncOptimizer) -> None:
+        with pytest.raises(QueryError, match="SET LOCAL"):
+            async with db.transaction() as tx:
+                await tx.execute("SET work_mem = '1GB'")
+        async with db.transaction() as tx:
+            await tx.execute("SET LOCAL work_mem = '1GB'")
+        assert await db.query("SELECT current_setting('work_mem')") != [("1GB",)]
+
+    run(dsn, body)
+
+
 @pytest.mark.pg_stat_statements
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 def test_a_hundred_concurrent_identical_misses_run_once(

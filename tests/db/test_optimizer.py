@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -108,6 +110,28 @@ def test_parameters_of_different_types_are_different_keys(optimizer: Optimizer) 
     assert optimizer.query(query, ["1"], use_cache=True) == [("1",)]
     assert optimizer.query(query, [True], use_cache=True) == [("true",)]
     assert optimizer.stats()["misses"] == 3
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "second_text"),
+    [
+        (decimal.Decimal("1.0"), decimal.Decimal("1.00"), "1.00"),
+        (0.0, -0.0, "-0"),
+        (
+            datetime.time(12, tzinfo=datetime.UTC),
+            datetime.time(13, tzinfo=datetime.timezone(datetime.timedelta(hours=1))),
+            "13:00:00+01",
+        ),
+    ],
+)
+def test_parameters_that_compare_equal_but_differ_on_the_server_are_different_keys(
+    optimizer: Optimizer, first: Any, second: Any, second_text: str
+) -> None:
+    # Python calls these equal (with equal hashes); PostgreSQL keeps the scale, the sign, the offset.
+    query = "SELECT %s::text"
+    optimizer.query(query, [first], use_cache=True)
+    assert optimizer.query(query, [second], use_cache=True) == [(second_text,)]
+    assert optimizer.query(query, [[second]], use_cache=True) != optimizer.query(query, [[first]], use_cache=True)
 
 
 def test_cached_results_expire(optimizer: Optimizer, shop: psycopg.Connection[Any], clock: FakeClock) -> None:
@@ -324,3 +348,43 @@ def test_live_statistics_per_fingerprint(optimizer: Optimizer) -> None:
     summary = optimizer.metrics_summary()[fingerprint]
     assert summary["count"] == 5
     assert 0 < summary["min"] <= summary["mean"] <= summary["max"]
+
+
+def test_session_settings_in_a_transaction_do_not_outlive_it(
+    optimizer: Optimizer, conn: psycopg.Connection[Any]
+) -> None:
+    # A plain SET committed in a transaction would stay on the pooled connection: a later cached read of
+    # `customers` would then read another schema's table and cache it under this search_path's key.
+    conn.execute("CREATE SCHEMA other")
+    conn.execute("CREATE TABLE other.customers (id int PRIMARY KEY, name text NOT NULL)")
+    conn.execute("INSERT INTO other.customers VALUES (1, 'foreign')")
+    with pytest.raises(queryopt.QueryError, match="SET LOCAL"), optimizer.transaction() as tx:
+        tx.execute("SET search_path TO other")
+    with optimizer.transaction() as tx:
+        tx.execute("SET LOCAL search_path TO other")
+        assert tx.query("SELECT name FROM customers WHERE id = 1") == [("foreign",)]
+    assert optimizer.query("SELECT name FROM customers WHERE id = 1", use_cache=True) == [("customer 1",)]
+    assert optimizer.query("SELECT current_setting('search_path')") != [("other",)]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("timeout", "2"),
+        ("timeout", float("nan")),
+        ("timeout", float("inf")),
+        ("timeout", 1e12),
+        ("timeout", True),
+        ("ttl", "5"),
+        ("ttl", float("nan")),
+        ("ttl", float("inf")),
+    ],
+)
+def test_a_bad_timeout_or_ttl_is_a_configuration_error_naming_it(optimizer: Optimizer, option: str, value: Any) -> None:
+    # A NaN ttl used to be stored as an entry that never expires; the others raised TypeError & co.
+    with pytest.raises(ConfigurationError, match=f"^{option} must be"):
+        optimizer.query("SELECT name FROM customers WHERE id = %s", [1], use_cache=True, **{option: value})
+    if option == "timeout":
+        with pytest.raises(ConfigurationError, match=r"^timeout must be"), optimizer.transaction() as tx:
+            tx.query("SELECT 1", timeout=value)
+    assert optimizer.query("SELECT name FROM customers WHERE id = %s", [1], use_cache=True) == [("customer 1",)]

@@ -29,3 +29,21 @@ def test_console_entry_point_runs() -> None:
     )
     assert result.returncode == 0
     assert __version__ in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["demo"],
+        ["explain", "SELECT 1"],
+        ["report"],
+        ["migrate"],
+        ["prune", "--older-than", "30d"],
+    ],
+)
+def test_an_unreachable_database_is_one_line_and_exit_2(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*command, "--dsn", "host=/nonexistent dbname=x connect_timeout=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("queryopt: error: ")
+    assert "/nonexistent" in err
+    assert err.count("\n") == 1, err
