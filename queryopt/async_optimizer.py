@@ -60,7 +60,16 @@ from queryopt.optimizer import (
     refuse_session_settings_in_transaction,
     shape_rows,
 )
-from queryopt.preparation import IDENTIFY_SQL, CallPreparer, IndexHints, PreparedCall, freeze_hints, identity_from_row
+from queryopt.preparation import (
+    IDENTIFY_SQL,
+    VIEW_SOURCES_SQL,
+    CallPreparer,
+    IndexHints,
+    PreparedCall,
+    freeze_hints,
+    identity_from_row,
+    view_sources,
+)
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
 from queryopt.stats import QueryStats
@@ -203,7 +212,8 @@ class AsyncOptimizer:
         identity = identity_from_row(conn.info.host, await (await conn.execute(IDENTIFY_SQL)).fetchone())
         if identity != self.preparer.identity:
             active = bool(await (await conn.execute(HINT_PLAN_ACTIVE_SQL)).fetchall())
-            self.preparer.adopt(identity, active)
+            views = view_sources(await (await conn.execute(VIEW_SOURCES_SQL)).fetchall())
+            self.preparer.adopt(identity, active, views)
 
     async def close(self) -> None:
         """Flush the recorder, close the pool if this optimizer opened it and the catalog connection."""

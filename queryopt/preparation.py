@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +91,42 @@ def identify(conn: Connection) -> SessionIdentity:
     return identity_from_row(conn.info.host, conn.execute(IDENTIFY_SQL).fetchone())
 
 
+VIEW_SOURCES_SQL = (
+    "SELECT DISTINCT v.relname, t.relname, t.relkind = 'v'"
+    " FROM pg_class v"
+    " JOIN pg_rewrite r ON r.ev_class = v.oid"
+    " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid"
+    " AND d.refclassid = 'pg_class'::regclass"
+    " JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid"
+    " WHERE v.relkind = 'v' AND v.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)"
+)
+"""Each user view with a relation its rewrite rule reads, and whether that relation is a view itself."""
+
+
+def view_sources(rows: Iterable[Sequence[Any]]) -> dict[str, tuple[str, ...]]:
+    """View name → every relation it reads, following views through views (rows of :data:`VIEW_SOURCES_SQL`).
+
+    Names are unqualified, like invalidation (which over-invalidates across schemas, never under).
+
+    >>> view_sources([("a", "b", True), ("b", "t", False), ("b", "u", False)])["a"]
+    ('b', 't', 'u')
+    """
+    direct: dict[str, list[str]] = {}
+    for view, source, _ in rows:
+        direct.setdefault(str(view), []).append(str(source))
+    closure: dict[str, tuple[str, ...]] = {}
+    for view in direct:
+        seen: dict[str, None] = {}
+        pending = list(direct[view])
+        while pending:
+            name = pending.pop(0)
+            if name not in seen and name != view:
+                seen[name] = None
+                pending.extend(direct.get(name, ()))
+        closure[view] = tuple(seen)
+    return closure
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedCall:
     """Everything about one (SQL text, hints) pair that does not depend on parameter values."""
@@ -135,6 +171,9 @@ class CallPreparer:
             HintRules.from_file(settings.hint_rules) if settings.hint_rules else HintRules()
         )
         self.identity: SessionIdentity | None = None
+        self.views: dict[str, tuple[str, ...]] = {}
+        """View name → every relation it reads, through other views too: a cached read of a view
+        depends on them (read once per database when the first connection is seen)."""
         self.hint_plan_active = False
         self._connect = connect
         self.calls: dict[Hashable, PreparedCall] = {}
@@ -149,13 +188,21 @@ class CallPreparer:
         """Identify the database behind a new connection; a new identity starts a new cache scope."""
         identity = identify(conn)
         if identity != self.identity:
-            self.adopt(identity, hint_plan_active(conn))
+            views = view_sources(conn.execute(VIEW_SOURCES_SQL).fetchall())
+            self.adopt(identity, hint_plan_active(conn), views)
 
-    def adopt(self, identity: SessionIdentity, hint_plan_is_active: bool) -> None:
-        """Use ``identity`` from now on (the async optimizer asks the server itself)."""
+    def adopt(
+        self,
+        identity: SessionIdentity,
+        hint_plan_is_active: bool,
+        views: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        """Use ``identity`` from now on (the async optimizer asks the server itself); ``views`` maps each
+        view's name to the relations it reads (see :func:`view_sources`)."""
         with self._lock:
             self.identity = identity
             self.hint_plan_active = hint_plan_is_active
+            self.views = dict(views or {})
             self.calls.clear()  # prepared calls carry the old scope in their cache keys
 
     @property
@@ -202,6 +249,11 @@ class CallPreparer:
             hints = ruled if hints is None else hints.merge(ruled)
         return hints
 
+    def _relations_read(self, analysis: Analysis) -> list[str]:
+        names = [table.name for table in analysis.tables]
+        views = self.views
+        return names + [source for name in names for source in views.get(name, ())] if views else names
+
     def needs_catalog(self, index_hints: IndexHints) -> bool:
         """Whether preparing with ``index_hints`` reads the catalog (blocking I/O)."""
         return index_hints is not None or bool(len(self.hint_rules))
@@ -246,7 +298,7 @@ class CallPreparer:
             statement=Statement(text, analysis.fingerprint, analysis.read_only, settings),
             hint_text=hint_text,
             cache_prefix=(None if identity is None else identity.session_scope, text),
-            version_keys=ResultCache.version_keys(self.scope, (table.name for table in analysis.tables)),
+            version_keys=ResultCache.version_keys(self.scope, self._relations_read(analysis)),
             bypass_reasons=reasons,
             invalidates=invalidates,
         )

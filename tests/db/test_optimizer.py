@@ -388,3 +388,19 @@ def test_a_bad_timeout_or_ttl_is_a_configuration_error_naming_it(optimizer: Opti
         with pytest.raises(ConfigurationError, match=r"^timeout must be"), optimizer.transaction() as tx:
             tx.query("SELECT 1", timeout=value)
     assert optimizer.query("SELECT name FROM customers WHERE id = %s", [1], use_cache=True) == [("customer 1",)]
+
+
+def test_a_cached_read_of_a_view_is_invalidated_by_a_write_to_its_tables(
+    dsn: str, shop: psycopg.Connection[Any]
+) -> None:
+    shop.execute("CREATE VIEW big_spenders AS SELECT customer_id, sum(total) AS spent FROM orders GROUP BY customer_id")
+    shop.execute("CREATE VIEW top_spender AS SELECT customer_id FROM big_spenders ORDER BY spent DESC LIMIT 1")
+    with Optimizer(settings=Settings(dsn=dsn)) as optimizer:
+        query = "SELECT customer_id FROM top_spender"
+        before = optimizer.query(query, use_cache=True)
+        optimizer.execute("UPDATE orders SET total = total + 1000000 WHERE id = %s", [17])
+        after = optimizer.query(query, use_cache=True)
+        expected = shop.execute("SELECT customer_id FROM orders WHERE id = 17").fetchone()
+        assert after == [expected]
+        assert after != before
+        assert optimizer.stats()["hits"] == 0
