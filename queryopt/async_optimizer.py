@@ -55,6 +55,7 @@ from queryopt.optimizer import (
     CacheDecision,
     RowShape,
     call_limit,
+    check_retries,
     check_ttl,
     refuse_session_settings,
     refuse_session_settings_in_transaction,
@@ -309,6 +310,8 @@ class AsyncOptimizer:
         if call is None:
             call = await self.prepare(sql, index_hints, has_params=params is not None)
         limit = None if timeout is None else call_limit(timeout)
+        if retries is not None:
+            check_retries(retries)
         if not use_cache:
             return await self._run(call, params, limit, retries, "off")
         cache = self.cache

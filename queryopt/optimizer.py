@@ -173,6 +173,8 @@ class Optimizer:
         if call is None:
             call = self.preparer.prepare(sql, index_hints, has_params=params is not None)
         limit = None if timeout is None else call_limit(timeout)
+        if retries is not None:
+            check_retries(retries)
         if not use_cache:
             return self._run(call, params, limit, retries, "off")
         if call.bypass_reasons:
@@ -314,6 +316,15 @@ def call_limit(timeout: float) -> int:
             setting="timeout",
         )
     return timeout_ms(timeout)
+
+
+def check_retries(retries: int) -> None:
+    """Refuse a per-call ``retries`` that is not a whole number of tries >= 1 (the first one included)."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+        raise ConfigurationError(
+            f"retries must be a whole number >= 1 (tries in all, the first included), got {retries!r}",
+            setting="retries",
+        )
 
 
 def check_ttl(ttl: float) -> None:

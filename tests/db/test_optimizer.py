@@ -378,9 +378,14 @@ def test_session_settings_in_a_transaction_do_not_outlive_it(
         ("ttl", "5"),
         ("ttl", float("nan")),
         ("ttl", float("inf")),
+        ("retries", 0),
+        ("retries", -1),
+        ("retries", 1.5),
     ],
 )
-def test_a_bad_timeout_or_ttl_is_a_configuration_error_naming_it(optimizer: Optimizer, option: str, value: Any) -> None:
+def test_a_bad_timeout_ttl_or_retries_is_a_configuration_error_naming_it(
+    optimizer: Optimizer, option: str, value: Any
+) -> None:
     # A NaN ttl used to be stored as an entry that never expires; the others raised TypeError & co.
     with pytest.raises(ConfigurationError, match=f"^{option} must be"):
         optimizer.query("SELECT name FROM customers WHERE id = %s", [1], use_cache=True, **{option: value})
