@@ -45,9 +45,10 @@ from psycopg_pool import AsyncConnectionPool
 from queryopt.analysis import Analysis, analyze, analyze_uncached
 from queryopt.async_execution import AsyncConnection, AsyncExecutor
 from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
-from queryopt.config import HintMode, Settings
+from queryopt.config import Settings
 from queryopt.errors import ConfigurationError, QueryError
 from queryopt.execution import Connection, Params, pool_connection_kwargs
+from queryopt.frontend import FrontEnd
 from queryopt.hints import HintRules
 from queryopt.hints.effect import HINT_PLAN_ACTIVE_SQL
 from queryopt.observation import CallObserver, open_recorder
@@ -109,7 +110,7 @@ class _CatalogConnection:
                 self._conn = None
 
 
-class AsyncOptimizer:
+class AsyncOptimizer(FrontEnd):
     """Runs queries from asyncio code with hints, timeouts, retries, caching and recording.
 
     Give it a ``dsn`` (it then owns an ``AsyncConnectionPool``) or a ``pool`` of your own.
@@ -236,27 +237,9 @@ class AsyncOptimizer:
 
     # -- facts -------------------------------------------------------------------------------------------
 
-    @property
-    def hint_mode(self) -> HintMode:
-        return self.preparer.hint_mode
-
-    @property
-    def recorder(self) -> SlowQueryRecorder | None:
-        return self.observer.recorder
-
-    @property
-    def query_stats(self) -> QueryStats:
-        return self.observer.stats
-
     def stats(self) -> dict[str, int]:
         """Plain counters of the cache, the executor and the recorder (a shared backend's SCAN included)."""
-        recorder = self.recorder
-        recorded = {f"recorder_{k}": v for k, v in recorder.stats().items()} if recorder else {}
-        return {**self.cache.stats(), **self.executor.stats(), **recorded, "prepared": len(self.preparer)}
-
-    def metrics_summary(self) -> dict[str, dict[str, float]]:
-        """Live per-fingerprint statistics: count, mean, min, max, p95 (seconds) over recent calls."""
-        return self.query_stats.summary()
+        return self._stats_with(self.executor.stats())
 
     # -- preparation -------------------------------------------------------------------------------------
 

@@ -28,9 +28,10 @@ from psycopg_pool import ConnectionPool
 
 from queryopt.analysis import Analysis, StatementKind
 from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
-from queryopt.config import HintMode, Settings
+from queryopt.config import Settings
 from queryopt.errors import ConfigurationError, QueryError
 from queryopt.execution import Connection, Executor, Params, pool_connection_kwargs, timeout_ms
+from queryopt.frontend import FrontEnd
 from queryopt.hints import HintRules
 from queryopt.observation import CallObserver, open_recorder
 from queryopt.preparation import CallPreparer, IndexHints, PreparedCall
@@ -59,7 +60,7 @@ class CacheDecision:
     reasons: tuple[str, ...]
 
 
-class Optimizer:
+class Optimizer(FrontEnd):
     """Runs queries on a PostgreSQL database with hints, timeouts, retries, caching and recording.
 
     Give it a ``dsn`` (it then owns a pool) or a psycopg ``pool`` of your own. A ``cache`` may be
@@ -121,19 +122,6 @@ class Optimizer:
     def _configure_connection(self, conn: Connection) -> None:
         self.executor.configure_connection(conn)
         self.preparer.learn(conn)
-
-    @property
-    def hint_mode(self) -> HintMode:
-        """How hints take effect on this database (``auto`` resolved)."""
-        return self.preparer.hint_mode
-
-    @property
-    def recorder(self) -> SlowQueryRecorder | None:
-        return self.observer.recorder
-
-    @property
-    def query_stats(self) -> QueryStats:
-        return self.observer.stats
 
     def prepare(self, sql: str, index_hints: IndexHints = None, *, has_params: bool = True) -> PreparedCall:
         """Analyse ``sql`` and validate its hints now, rather than on its first call."""
@@ -253,13 +241,7 @@ class Optimizer:
 
     def stats(self) -> dict[str, int]:
         """Plain counters of the cache, the executor and the recorder."""
-        recorder = self.recorder
-        recorded = {f"recorder_{k}": v for k, v in recorder.stats().items()} if recorder else {}
-        return {**self.cache.stats(), **self.executor.stats(), **recorded, "prepared": len(self.preparer)}
-
-    def metrics_summary(self) -> dict[str, dict[str, float]]:
-        """Live per-fingerprint statistics: count, mean, min, max, p95 (seconds) over recent calls."""
-        return self.query_stats.summary()
+        return self._stats_with(self.executor.stats())
 
     def close(self) -> None:
         """Flush the recorder, stop the watchdog, close the pool if this optimizer opened it."""

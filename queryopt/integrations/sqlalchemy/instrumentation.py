@@ -31,9 +31,10 @@ from sqlalchemy.engine.interfaces import ExceptionContext, ExecuteStyle
 from sqlalchemy.exc import OperationalError
 
 from queryopt.cache import ResultCache
-from queryopt.config import HintMode, Settings
+from queryopt.config import Settings
 from queryopt.errors import AnalysisError
 from queryopt.execution import Connection, ensure_statement_timeout, known_statement_timeout, timeout_ms
+from queryopt.frontend import FrontEnd
 from queryopt.hints import HintRules, planner_settings_applied
 from queryopt.integrations.sqlalchemy.caching import cache_key, cached_rows, fetch_rows, serve_rows
 from queryopt.integrations.sqlalchemy.errors import SQLAlchemyQueryTimeout
@@ -58,7 +59,7 @@ _clock = time.perf_counter
 Execute = Callable[[Any, str, Any, Any], None]
 
 
-class Instrumentation:
+class Instrumentation(FrontEnd):
     """queryopt attached to one SQLAlchemy engine: made by :func:`instrument`, removed by :func:`uninstrument`."""
 
     def __init__(
@@ -436,32 +437,13 @@ class Instrumentation:
 
     # -- the public surface ------------------------------------------------------------------------------
 
-    @property
-    def hint_mode(self) -> HintMode:
-        """How hints take effect on this database (``auto`` resolved once a connection was seen)."""
-        return self.preparer.hint_mode
-
-    @property
-    def recorder(self) -> SlowQueryRecorder | None:
-        return self.observer.recorder
-
-    @property
-    def query_stats(self) -> QueryStats:
-        return self.observer.stats
-
     def invalidate(self, table: str | None = None) -> None:
         """Drop cached results that read ``table`` in this database (all of them without a table)."""
         self.cache.bump(self.preparer.scope, None if table is None else [table])
 
     def stats(self) -> dict[str, int]:
         """Plain counters of the cache, the recorder and the integration."""
-        recorder = self.recorder
-        recorded = {f"recorder_{k}": v for k, v in recorder.stats().items()} if recorder else {}
-        return {**self.cache.stats(), **recorded, **self._counters, "prepared": len(self.preparer)}
-
-    def metrics_summary(self) -> dict[str, dict[str, float]]:
-        """Live per-fingerprint statistics: count, mean, min, max, p95 (seconds) over recent calls."""
-        return self.query_stats.summary()
+        return self._stats_with(self._counters)
 
     def __repr__(self) -> str:
         return f"<queryopt Instrumentation of {self.engine!r}>"

@@ -1,0 +1,52 @@
+"""What the optimizer, the async optimizer and the SQLAlchemy instrumentation share.
+
+Each front end owns a :class:`~queryopt.preparation.CallPreparer`, a
+:class:`~queryopt.observation.CallObserver` and a :class:`~queryopt.cache.ResultCache`;
+the facts and counters read from them are the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from queryopt.cache import ResultCache
+from queryopt.config import HintMode
+from queryopt.observation import CallObserver
+from queryopt.preparation import CallPreparer
+from queryopt.recorder import SlowQueryRecorder
+from queryopt.stats import QueryStats
+
+__all__ = ["FrontEnd"]
+
+
+class FrontEnd:
+    """The shared read-only surface of a front end."""
+
+    preparer: CallPreparer
+    observer: CallObserver
+    cache: ResultCache
+
+    @property
+    def hint_mode(self) -> HintMode:
+        """How hints take effect on this database (``auto`` resolved once a connection was seen)."""
+        return self.preparer.hint_mode
+
+    @property
+    def recorder(self) -> SlowQueryRecorder | None:
+        """Where slow calls go (``None``: not recorded)."""
+        return self.observer.recorder
+
+    @property
+    def query_stats(self) -> QueryStats:
+        """Live per-fingerprint statistics."""
+        return self.observer.stats
+
+    def metrics_summary(self) -> dict[str, dict[str, float]]:
+        """Live per-fingerprint statistics: count, mean, min, max, p95 (seconds) over recent calls."""
+        return self.query_stats.summary()
+
+    def _stats_with(self, own: Mapping[str, int]) -> dict[str, int]:
+        """The cache's counters, ``own``, the recorder's (prefixed ``recorder_``) and the prepared calls."""
+        recorder = self.recorder
+        recorded = {f"recorder_{k}": v for k, v in recorder.stats().items()} if recorder else {}
+        return {**self.cache.stats(), **own, **recorded, "prepared": len(self.preparer)}
