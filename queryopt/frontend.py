@@ -10,13 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from queryopt.cache import ResultCache
-from queryopt.config import HintMode
+from queryopt.config import HintMode, Settings
+from queryopt.errors import ConfigurationError
 from queryopt.observation import CallObserver
 from queryopt.preparation import CallPreparer
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.stats import QueryStats
 
-__all__ = ["FrontEnd"]
+__all__ = ["FrontEnd", "require_database"]
+
+
+def require_database(dsn: str | None, settings: Settings, *, has_pool: bool) -> str | None:
+    """The connection string to use (``dsn``, else ``QUERYOPT_DSN``); an error when neither it nor a pool is given."""
+    dsn = dsn or settings.dsn
+    if not has_pool and not dsn:
+        raise ConfigurationError(
+            "no database configured: pass dsn=… or pool=…, or set QUERYOPT_DSN", setting="QUERYOPT_DSN"
+        )
+    return dsn
 
 
 class FrontEnd:

@@ -31,7 +31,7 @@ from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
 from queryopt.config import Settings
 from queryopt.errors import ConfigurationError, QueryError
 from queryopt.execution import Connection, Executor, Params, pool_connection_kwargs, timeout_ms
-from queryopt.frontend import FrontEnd
+from queryopt.frontend import FrontEnd, require_database
 from queryopt.hints import HintRules
 from queryopt.observation import CallObserver, open_recorder
 from queryopt.preparation import CallPreparer, IndexHints, PreparedCall
@@ -81,11 +81,7 @@ class Optimizer(FrontEnd):
         max_size: int = 10,
     ) -> None:
         self.settings = settings or Settings.from_env()
-        dsn = dsn or self.settings.dsn
-        if pool is None and not dsn:
-            raise ConfigurationError(
-                "no database configured: pass dsn=… or pool=…, or set QUERYOPT_DSN", setting="QUERYOPT_DSN"
-            )
+        dsn = require_database(dsn, self.settings, has_pool=pool is not None)
         self.cache = cache if cache is not None else ResultCache(self.settings.cache)
         self._owns_pool = pool is None
         if pool is None:

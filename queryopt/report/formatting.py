@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from queryopt.report.model import Count, Regression, Severity
+from queryopt.report.model import Count, Regression, Severity, Summary
 
 __all__ = ["bucket_name", "count", "counts", "duration", "moment", "ratio_text", "share", "trend"]
 
@@ -104,3 +104,20 @@ def bucket_name(seconds: int) -> str:
     if seconds % 3600 == 0:
         return f"{seconds // 3600} hours"
     return f"{seconds // 60} minutes"
+
+
+def summary_figures(summary: Summary) -> list[tuple[str, str]]:
+    """The overall summary as (label, formatted value) pairs, in the order every renderer shows them."""
+    s = summary
+    return [
+        ("slow calls", count(s.calls)),
+        ("queries", count(s.fingerprints)),
+        ("total time", duration(s.total_ms)),
+        ("mean", duration(s.mean_ms)),
+        ("p50", duration(s.p50_ms)),
+        ("p95", duration(s.p95_ms)),
+        ("p99", duration(s.p99_ms)),
+        ("max", duration(s.max_ms)),
+        ("timeouts", count(s.timeouts)),
+        ("errors", count(s.errors)),
+    ]

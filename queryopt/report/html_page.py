@@ -100,18 +100,7 @@ def render_html(report: Report) -> str:
     """The whole report as a standalone HTML document."""
     w, s = report.window, report.summary
     scope = f", fingerprint {report.fingerprint} only" if report.fingerprint else ""
-    tiles = [
-        ("slow calls", fmt.count(s.calls)),
-        ("queries", fmt.count(s.fingerprints)),
-        ("total time", fmt.duration(s.total_ms)),
-        ("mean", fmt.duration(s.mean_ms)),
-        ("p50", fmt.duration(s.p50_ms)),
-        ("p95", fmt.duration(s.p95_ms)),
-        ("p99", fmt.duration(s.p99_ms)),
-        ("max", fmt.duration(s.max_ms)),
-        ("timeouts", fmt.count(s.timeouts)),
-        ("errors", fmt.count(s.errors)),
-    ]
+    tiles = fmt.summary_figures(s)
     if report.regressions:
         regressions = (
             "<table><tr><th class=text>severity</th><th class=text>fingerprint</th><th>mean before</th>"

@@ -52,18 +52,7 @@ def _summary(report: Report) -> Table:
     for _ in range(3):
         grid.add_column(style="dim")
         grid.add_column(justify="right")
-    pairs = [
-        ("slow calls", fmt.count(s.calls)),
-        ("queries", fmt.count(s.fingerprints)),
-        ("total time", fmt.duration(s.total_ms)),
-        ("mean", fmt.duration(s.mean_ms)),
-        ("p50", fmt.duration(s.p50_ms)),
-        ("p95", fmt.duration(s.p95_ms)),
-        ("p99", fmt.duration(s.p99_ms)),
-        ("max", fmt.duration(s.max_ms)),
-        ("timeouts", fmt.count(s.timeouts)),
-        ("errors", fmt.count(s.errors)),
-    ]
+    pairs = fmt.summary_figures(s)
     for start in range(0, len(pairs), 3):
         cells: list[RenderableType] = []
         for label, value in pairs[start : start + 3]:
