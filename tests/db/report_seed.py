@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from queryopt.migrate import migrate
+from queryopt.schema.migrator import migrate
 
 NOW = datetime(2024, 5, 2, 12, 0, tzinfo=UTC)
 START = NOW - timedelta(hours=24)

@@ -29,10 +29,10 @@ from queryopt import (
     Settings,
     TimeoutPolicy,
 )
-from queryopt.backends.redis import RedisBackend
 from queryopt.cache import ResultCache
-from queryopt.embedded_redis import EmbeddedRedis
-from queryopt.migrate import migrate
+from queryopt.cache.backends.redis import RedisBackend
+from queryopt.embedded.redis import EmbeddedRedis
+from queryopt.schema.migrator import migrate
 
 
 def settings_for(dsn: str, **options: Any) -> Settings:

@@ -12,8 +12,8 @@ import pytest
 
 from queryopt.cli import main
 from queryopt.config import RecorderPolicy
-from queryopt.migrate import migrate
-from queryopt.slow_table import SlowQueryTable, new_record_ids, to_row
+from queryopt.recorder.table import SlowQueryTable, new_record_ids, to_row
+from queryopt.schema.migrator import migrate
 from tests.factories import slow_query
 
 Conn = psycopg.Connection[tuple[Any, ...]]

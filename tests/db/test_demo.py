@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from rich.console import Console
 
-from queryopt.demo import SCHEMA, DemoOptions, run_demo
+from queryopt.cli.demo_steps import SCHEMA, DemoOptions, run_demo
 
 
 def _run(tmp_path: Path, **options: Any) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from queryopt.embedded import EmbeddedPostgres, find_bindir
+from queryopt.embedded.postgres import EmbeddedPostgres, find_bindir
 from queryopt.errors import ServerError
 
 
@@ -65,7 +65,7 @@ def test_no_server_is_left_behind_after_kill_9(base_dir: Path) -> None:
     script = textwrap.dedent(
         """
         import sys, time
-        from queryopt.embedded import EmbeddedPostgres
+        from queryopt.embedded.postgres import EmbeddedPostgres
         server = EmbeddedPostgres(base_dir=sys.argv[1]).start()
         print(server.pid, server.socket_dir, flush=True)
         time.sleep(600)

@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 
 from queryopt.config import RetryPolicy, TimeoutPolicy
 from queryopt.errors import QueryError, QueryTimeout
-from queryopt.execution import Executor, Statement
+from queryopt.optimizer.execution import Executor, Statement
 
 Pool = ConnectionPool[psycopg.Connection[tuple[Any, ...]]]
 

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from queryopt.embedded import EmbeddedPostgres
+from queryopt.embedded.postgres import EmbeddedPostgres
 from queryopt.hints import HintSet, ScanHint, hint_plan_active, planner_settings, planner_settings_applied
 
 Conn = psycopg.Connection[tuple[object, ...]]

@@ -4,7 +4,7 @@ import psycopg
 import pytest
 
 from queryopt.errors import MigrationError
-from queryopt.migrate import available_migrations, migrate, pending_migrations
+from queryopt.schema.migrator import available_migrations, migrate, pending_migrations
 
 
 def test_migrate_creates_the_slow_query_table_in_its_own_schema(dsn: str) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import psycopg
 
-from queryopt import migrate as migrate_module
-from queryopt.migrate import available_migrations
+import queryopt.schema.migrator as migrate_module
+from queryopt.schema.migrator import available_migrations
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 _WAITING = (
@@ -20,7 +20,7 @@ _WAITING = (
 
 
 def test_two_processes_migrating_at_once_both_succeed_and_the_schema_is_created_once(dsn: str, conn: Conn) -> None:
-    script = "import sys; from queryopt.migrate import migrate; print(len(migrate(sys.argv[1])))"
+    script = "import sys; from queryopt.schema.migrator import migrate; print(len(migrate(sys.argv[1])))"
     # Hold the migration lock so both processes are certainly inside migrate() at the same time.
     conn.execute("SELECT pg_advisory_lock(%s)", [migrate_module._LOCK_KEY])
     processes = [

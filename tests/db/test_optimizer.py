@@ -26,8 +26,8 @@ from queryopt import (
     Settings,
 )
 from queryopt.cache import ResultCache
-from queryopt.migrate import migrate
-from queryopt.optimizer import Optimizer
+from queryopt.optimizer.blocking import Optimizer
+from queryopt.schema.migrator import migrate
 
 
 class FakeClock:

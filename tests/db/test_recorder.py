@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from queryopt import RecorderPolicy, SlowQueryRecorder
-from queryopt.embedded import EmbeddedPostgres
-from queryopt.migrate import migrate
+from queryopt.embedded.postgres import EmbeddedPostgres
+from queryopt.schema.migrator import migrate
 from tests.factories import FP, OTHER_FP, slow_query
 
 Conn = psycopg.Connection[tuple[Any, ...]]

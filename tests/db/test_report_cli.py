@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from queryopt.cli import main
-from queryopt.migrate import migrate
+from queryopt.schema.migrator import migrate
 from tests.db import report_seed as seed
 from tests.db.report_seed import CRIT_FP, NEW_FP, OK_FP, WARN_FP
 

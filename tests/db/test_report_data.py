@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from queryopt.errors import ReportError
-from queryopt.migrate import migrate
 from queryopt.report import Report, Severity, SortKey, report
+from queryopt.schema.migrator import migrate
 from tests.db import report_seed as seed
 from tests.db.report_seed import CRIT_FP, GONE_FP, NEW_FP, NOW, OK_FP, START, TWICE_FP, WARN_FP, XSS_FP
 

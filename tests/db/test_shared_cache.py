@@ -17,10 +17,10 @@ import psycopg
 import pytest
 
 from queryopt import Optimizer, RecorderPolicy, Settings
-from queryopt.backends.redis import RedisBackend
 from queryopt.cache import ResultCache
+from queryopt.cache.backends.redis import RedisBackend
 from queryopt.config import CachePolicy
-from queryopt.embedded_redis import EmbeddedRedis
+from queryopt.embedded.redis import EmbeddedRedis
 
 PRICE = "SELECT price FROM prices WHERE id = %s"
 spawn = multiprocessing.get_context("spawn")

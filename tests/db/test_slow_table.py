@@ -13,9 +13,9 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from queryopt import RecorderError, RecorderPolicy, SlowQueryRecorder
-from queryopt.migrate import migrate
 from queryopt.recorder import SlowQuery
-from queryopt.slow_table import SlowQueryTable, new_record_ids, prune, to_row
+from queryopt.recorder.table import SlowQueryTable, new_record_ids, prune, to_row
+from queryopt.schema.migrator import migrate
 from tests.factories import slow_query
 
 Conn = psycopg.Connection[tuple[Any, ...]]

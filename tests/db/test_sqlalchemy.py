@@ -27,7 +27,7 @@ from queryopt import (
     SlowQueryRecorder,
 )
 from queryopt.integrations.sqlalchemy import SQLAlchemyQueryTimeout, instrument, instrumentation_of, uninstrument
-from queryopt.migrate import migrate
+from queryopt.schema.migrator import migrate
 from tests.db.sqlalchemy_app import (
     BOOKS_OF_AUTHOR_INDEX,
     Author,

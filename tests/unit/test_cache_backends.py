@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from queryopt.backends.redis import RedisBackend
 from queryopt.cache import CacheBackend, CacheEntry, MemoryBackend, ResultCache
+from queryopt.cache.backends.redis import RedisBackend
 from queryopt.config import CachePolicy
-from queryopt.embedded_redis import EmbeddedRedis
+from queryopt.embedded.redis import EmbeddedRedis
 from queryopt.errors import CacheError
 from queryopt.result import QueryResult
 

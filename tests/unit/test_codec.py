@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.types.range import Range
 
-from queryopt.backends.codec import Unencodable, decode, encode
+from queryopt.cache.backends.codec import Unencodable, decode, encode
 
 zones = st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"]).map(zoneinfo.ZoneInfo)
 offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from queryopt.analysis.sqltext import split_head
 from queryopt.errors import HintError
 from queryopt.hints import HintSet, JoinHint, Leading, ScanHint, Set, apply_hint_block, existing_hints
-from queryopt.sqltext import split_head
 
 names = st.from_regex(r"[a-z_][a-z0-9_]{0,8}|[A-Z][A-Za-z ]{0,6}", fullmatch=True)
 scan_hints = st.builds(

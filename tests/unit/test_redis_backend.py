@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import redis
 
-from queryopt.backends.redis import RedisBackend
 from queryopt.cache import ResultCache
+from queryopt.cache.backends.redis import RedisBackend
+from queryopt.cache.shared import SharedStore
 from queryopt.config import CachePolicy
-from queryopt.embedded_redis import EmbeddedRedis
+from queryopt.embedded.redis import EmbeddedRedis
 from queryopt.errors import CacheError, ConfigurationError
 from queryopt.result import QueryResult
-from queryopt.shared_cache import SharedResultCache
 
 SCOPE = ("server", "started", "db")
 ORDERS = ResultCache.version_keys(SCOPE, ["orders"])
@@ -54,7 +54,7 @@ def shared(url: str, namespace: str, made: list[ResultCache], **options: Any) ->
 
 def test_a_redis_backend_makes_a_shared_result_cache(redis_server: EmbeddedRedis, caches: list[ResultCache]) -> None:
     cache = shared(redis_server.url, "app", caches)
-    assert isinstance(cache, SharedResultCache)
+    assert isinstance(cache._store, SharedStore)
     assert cache.shared
 
 

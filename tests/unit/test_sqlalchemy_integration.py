@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from queryopt import ConfigurationError
-from queryopt.execution import assume_statement_timeout, known_statement_timeout
 from queryopt.integrations.sqlalchemy import StatementOptions
 from queryopt.integrations.sqlalchemy.links import ConnectionLink
 from queryopt.integrations.sqlalchemy.options import statement_options
+from queryopt.optimizer.execution import assume_statement_timeout, known_statement_timeout
 
 
 def test_importing_queryopt_does_not_import_sqlalchemy_until_instrument_is_used() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from queryopt.sqltext import split_head
+from queryopt.analysis.sqltext import split_head
 
 
 def test_plain_statement_has_no_leading_comments() -> None:

@@ -1,4 +1,4 @@
-"""Run one statement on an asyncio connection pool: the rules of :mod:`queryopt.execution`, awaited.
+"""Run one statement on an asyncio connection pool: the rules of :mod:`queryopt.optimizer.execution`, awaited.
 
 - The server-side ``statement_timeout`` is a session setting of each pooled
   connection, changed only when a call asks for another limit (the same
@@ -8,7 +8,7 @@
   send a cancel request and wait (5 s at most) for the server to end the
   statement, else close the connection — so a stalled server never leaves a
   statement running unseen, and never hangs the caller.
-- Retries follow the same rules (:class:`~queryopt.execution.ExecutionRules`)
+- Retries follow the same rules (:class:`~queryopt.optimizer.execution.ExecutionRules`)
   through tenacity's ``AsyncRetrying``; the first attempt runs outside tenacity.
 """
 
@@ -23,7 +23,8 @@ from psycopg_pool import AsyncConnectionPool
 from tenacity import AsyncRetrying
 
 from queryopt.config import RetryPolicy, TimeoutPolicy
-from queryopt.execution import (
+from queryopt.hints.effect import planner_settings_applied_async
+from queryopt.optimizer.execution import (
     SET_TIMEOUT_SQL,
     TIMEOUT_ATTRIBUTE,
     ExecutionRules,
@@ -32,7 +33,6 @@ from queryopt.execution import (
     _Stalled,
     column_names,
 )
-from queryopt.hints.effect import planner_settings_applied_async
 from queryopt.result import QueryResult
 
 __all__ = ["AsyncConnection", "AsyncExecutor", "ensure_statement_timeout_async"]
@@ -50,7 +50,7 @@ async def ensure_statement_timeout_async(conn: AsyncConnection, milliseconds: in
 
 
 class AsyncExecutor(ExecutionRules):
-    """Runs :class:`~queryopt.execution.Statement` objects on a psycopg ``AsyncConnectionPool``."""
+    """Runs :class:`~queryopt.optimizer.execution.Statement` objects on a psycopg ``AsyncConnectionPool``."""
 
     def __init__(
         self, pool: AsyncConnectionPool[AsyncConnection], *, timeouts: TimeoutPolicy, retry: RetryPolicy

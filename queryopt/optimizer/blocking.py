@@ -1,7 +1,7 @@
 """The optimizer: analysis, hints, cache, execution and observation around every query.
 
 Everything that depends only on the SQL text and the hints asked for is decided
-once per distinct text (:mod:`queryopt.preparation`); a call then costs a
+once per distinct text (:mod:`queryopt.optimizer.preparation`); a call then costs a
 dictionary lookup plus the work that truly depends on its parameters.
 
 Connections come from a psycopg pool in autocommit mode: one statement per
@@ -16,31 +16,36 @@ refused: put settings in the connection string instead.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from queryopt.analysis import Analysis, StatementKind
-from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
+from queryopt.cache import ResultCache
 from queryopt.config import Settings
-from queryopt.errors import ConfigurationError, QueryError
-from queryopt.execution import Connection, Executor, Params, pool_connection_kwargs, timeout_ms
-from queryopt.frontend import FrontEnd, require_database
+from queryopt.errors import QueryError
 from queryopt.hints import HintRules
-from queryopt.observation import CallObserver, open_recorder
-from queryopt.preparation import CallPreparer, IndexHints, PreparedCall
+from queryopt.optimizer.core import (
+    CacheDecision,
+    CallPlan,
+    RowShape,
+    cache_decision,
+    plan_call,
+    plan_transaction_call,
+    shape_rows,
+)
+from queryopt.optimizer.execution import Connection, Executor, Params, pool_connection_kwargs
+from queryopt.optimizer.frontend import FrontEnd, Pending, Tables, require_database
+from queryopt.optimizer.live_stats import QueryStats
+from queryopt.optimizer.observation import CallObserver, open_recorder
+from queryopt.optimizer.preparation import CallPreparer, IndexHints, PreparedCall
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
-from queryopt.stats import QueryStats
 
 __all__ = [
-    "CacheDecision",
     "Optimizer",
     "Transaction",
     "configure",
@@ -48,16 +53,6 @@ __all__ = [
     "metrics_summary",
     "optimize_query",
 ]
-
-RowShape = Literal["tuple", "dict"]
-
-
-@dataclass(frozen=True, slots=True)
-class CacheDecision:
-    """Whether a statement's results may be cached, and if not, why."""
-
-    cacheable: bool
-    reasons: tuple[str, ...]
 
 
 class Optimizer(FrontEnd):
@@ -125,13 +120,7 @@ class Optimizer(FrontEnd):
 
     def cache_decision(self, sql: str, params: Params = None) -> CacheDecision:
         """Whether results of ``sql`` with ``params`` may be cached, and if not, why."""
-        call = self.preparer.prepare(sql, has_params=params is not None)
-        reasons = list(call.bypass_reasons)
-        try:
-            canonical_params(params)
-        except UnkeyableParams as exc:
-            reasons.append(str(exc))
-        return CacheDecision(not reasons, tuple(reasons))
+        return cache_decision(self.preparer.prepare(sql, has_params=params is not None), params)
 
     # -- running -----------------------------------------------------------------------------------------
 
@@ -156,70 +145,42 @@ class Optimizer(FrontEnd):
         call = self._calls.get((sql, None, params is not None)) if index_hints is None else None
         if call is None:
             call = self.preparer.prepare(sql, index_hints, has_params=params is not None)
-        limit = None if timeout is None else call_limit(timeout)
-        if retries is not None:
-            check_retries(retries)
-        if not use_cache:
-            return self._run(call, params, limit, retries, "off")
-        if call.bypass_reasons:
-            self.cache.count_bypass()
-            return self._run(call, params, limit, retries, "bypass")
-        try:
-            key = (call.cache_prefix, canonical_params(params))
-        except UnkeyableParams:
-            self.cache.count_bypass()
-            return self._run(call, params, limit, retries, "bypass")
-        hit = self.cache.get(key, call.version_keys)
+        plan = plan_call(self.cache, call, params, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
+        return self._run(plan) if plan.key is None else self._cached(plan)
+
+    def _cached(self, plan: CallPlan) -> QueryResult:
+        key, version_keys = plan.key, plan.call.version_keys
+        hit = self.cache.get(key, version_keys)
         if hit is not None:
             return hit
-        if ttl is not None:
-            check_ttl(ttl)
-        return self.cache.get_or_execute(
-            key, call.version_keys, lambda: self._run(call, params, limit, retries, "miss"), ttl=ttl
-        )
+        return self.cache.get_or_execute(key, version_keys, lambda: self._run(plan), ttl=plan.ttl)
 
-    def _run(
-        self, call: PreparedCall, params: Params, limit: int | None, retries: int | None, cache_outcome: str
-    ) -> QueryResult:
-        if call.analysis.kind is StatementKind.UTILITY:
-            refuse_session_settings(call)
+    def _run(self, plan: CallPlan, tx: Transaction | None = None) -> QueryResult:
+        pending: Pending | None = None
         started = time.perf_counter()
         try:
-            result = self.executor.run(call.statement, params, limit_ms=limit, attempts=retries)
+            if tx is None:
+                result = self.executor.run(
+                    plan.call.statement, plan.params, limit_ms=plan.limit_ms, attempts=plan.attempts
+                )
+            else:
+                pending = tx.invalidations
+                result = self.executor.run_on(tx.conn, plan.call.statement, plan.params, limit_ms=plan.limit_ms)
         except QueryError as exc:
-            if call.invalidates != () and exc.sqlstate is None:
-                self.cache.bump(self.preparer.scope, call.invalidates)  # outcome unknown: assume it happened
-            self._observe(call, time.perf_counter() - started, params, cache_outcome, None, exc)
+            self._invalidate(self.failed(plan, started, exc, pending))
             raise
-        if call.invalidates != ():
-            self.cache.bump(self.preparer.scope, call.invalidates)
-        self._observe(call, time.perf_counter() - started, params, cache_outcome, result.rowcount, None)
+        self._invalidate(self.finished(plan, started, result, pending))
         return result
 
-    def _observe(
-        self,
-        call: PreparedCall,
-        duration: float,
-        params: Params,
-        cache_outcome: str,
-        rowcount: int | None,
-        error: QueryError | None,
-    ) -> None:
-        self.observer.observe(
-            call,
-            duration,
-            identity=self.preparer.identity,
-            params=params,
-            cache_outcome=cache_outcome,
-            rowcount=rowcount,
-            error=error,
-        )
+    def _invalidate(self, tables: Tables) -> None:
+        if tables != ():
+            self.cache.bump(self.preparer.scope, tables)
 
     def query(
         self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any
     ) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
         """Like :meth:`execute`, returning the rows as a list of tuples, or of dicts with ``rows="dict"``."""
-        return _shape(self.execute(sql, params, **options), rows)
+        return shape_rows(self.execute(sql, params, **options), rows)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -259,112 +220,17 @@ class Transaction:
 
     def __init__(self, optimizer: Optimizer, conn: Connection) -> None:
         self._optimizer = optimizer
-        self._conn = conn
-        self.invalidations: list[Sequence[str] | None] = []
+        self.conn = conn
+        self.invalidations: Pending = []
 
     def execute(
         self, sql: str, params: Params = None, *, timeout: float | None = None, index_hints: IndexHints = None
     ) -> QueryResult:
-        optimizer = self._optimizer
-        call = optimizer.preparer.prepare(sql, index_hints, has_params=params is not None)
-        refuse_session_settings_in_transaction(call)
-        limit = None if timeout is None else call_limit(timeout)
-        started = time.perf_counter()
-        try:
-            result = optimizer.executor.run_on(self._conn, call.statement, params, limit_ms=limit)
-        except QueryError as exc:
-            optimizer._observe(call, time.perf_counter() - started, params, "off", None, exc)
-            raise
-        finally:
-            if call.invalidates != ():
-                self.invalidations.append(call.invalidates)
-        optimizer._observe(call, time.perf_counter() - started, params, "off", result.rowcount, None)
-        return result
+        call = self._optimizer.preparer.prepare(sql, index_hints, has_params=params is not None)
+        return self._optimizer._run(plan_transaction_call(call, params, timeout), self)
 
     def query(self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any) -> list[Any]:
-        return _shape(self.execute(sql, params, **options), rows)
-
-
-def call_limit(timeout: float) -> int:
-    """A call's ``timeout`` in seconds as a statement_timeout in milliseconds; refuses a timeout <= 0."""
-    _check_seconds("timeout", timeout)
-    if timeout > _MAX_TIMEOUT:
-        raise ConfigurationError(
-            f"timeout must be at most {_MAX_TIMEOUT:g} seconds (PostgreSQL's statement_timeout), got {timeout!r}",
-            setting="timeout",
-        )
-    return timeout_ms(timeout)
-
-
-def check_retries(retries: int) -> None:
-    """Refuse a per-call ``retries`` that is not a whole number of tries >= 1 (the first one included)."""
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
-        raise ConfigurationError(
-            f"retries must be a whole number >= 1 (tries in all, the first included), got {retries!r}",
-            setting="retries",
-        )
-
-
-def check_ttl(ttl: float) -> None:
-    """Refuse a per-call ``ttl`` that is not a finite number of seconds > 0."""
-    _check_seconds("ttl", ttl)
-
-
-_MAX_TIMEOUT: Final = 2_147_483.647
-"""statement_timeout is an int of milliseconds."""
-
-
-def _check_seconds(name: str, value: object) -> None:
-    # NaN would pass a `<= 0` test: a NaN ttl made an entry that never expires.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigurationError(f"{name} must be a finite number of seconds, got {value!r}", setting=name)
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}", setting=name)
-
-
-def refuse_session_settings(call: PreparedCall) -> None:
-    """SET/RESET outside a transaction would change whichever pooled connection ran it: refuse them."""
-    if _changes_session(call.analysis):
-        raise QueryError(
-            "SET/RESET outside a transaction would not last: pooled connections serve other calls next. "
-            "Put settings in the connection string, or use Optimizer.transaction() with SET LOCAL",
-            sql=call.analysis.sql,
-            fingerprint=call.analysis.fingerprint,
-        )
-
-
-def refuse_session_settings_in_transaction(call: PreparedCall) -> None:
-    """A plain SET committed in a transaction would stay on the pooled connection: refuse it (SET LOCAL is fine)."""
-    if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis, in_transaction=True):
-        raise QueryError(
-            "SET/RESET would outlive this transaction on a pooled connection: use SET LOCAL",
-            sql=call.analysis.sql,
-            fingerprint=call.analysis.fingerprint,
-        )
-
-
-def shape_rows(result: QueryResult, rows: RowShape) -> list[Any]:
-    """The rows of ``result`` as tuples or dicts."""
-    return _shape(result, rows)
-
-
-def _shape(result: QueryResult, rows: RowShape) -> list[Any]:
-    if rows == "tuple":
-        return list(result.rows)
-    if rows == "dict":
-        return result.as_dicts()
-    raise ConfigurationError(f"rows must be 'tuple' or 'dict', got {rows!r}", setting="rows")
-
-
-def _changes_session(analysis: Analysis, *, in_transaction: bool = False) -> bool:
-    words = analysis.sql[analysis.head.body_start :].split(None, 2)[:2]
-    verb, scope = (word.upper() for word in [*words, "", ""][:2])
-    if verb == "RESET":
-        return True
-    if verb != "SET" or scope == "LOCAL":
-        return False
-    # SET TRANSACTION / SET CONSTRAINTS last only for the transaction: fine inside one.
-    return not (in_transaction and scope in {"TRANSACTION", "CONSTRAINTS"})
+        return shape_rows(self.execute(sql, params, **options), rows)
 
 
 # -- the module-level API ------------------------------------------------------------------------------
@@ -410,7 +276,7 @@ def optimize_query(
     result = optimizer.execute(
         sql, params, use_cache=use_cache, ttl=ttl, timeout=timeout, index_hints=index_hints, retries=retries
     )
-    return _shape(result, rows)
+    return shape_rows(result, rows)
 
 
 def metrics_summary() -> dict[str, dict[str, float]]:

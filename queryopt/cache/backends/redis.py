@@ -8,7 +8,7 @@ lives in one slot, so one ``MGET`` reads an entry together with its versions)::
     queryopt:v1:{<namespace>}:e:<hash>   an entry: b"<epoch>,<version>,…\\n" + the encoded result (SET … PX ttl)
     queryopt:v1:{<namespace>}:l:<hash>   a miss's single-flight lock (SET NX PX), deleted by its owner
 
-``v1`` is the entry format (:data:`queryopt.backends.codec.FORMAT_VERSION`); the
+``v1`` is the entry format (:data:`queryopt.cache.backends.codec.FORMAT_VERSION`); the
 namespace separates applications and schema versions; hashes are BLAKE2b of the
 cache key (database, role, search_path, SQL text, typed parameters).
 
@@ -39,12 +39,11 @@ import secrets
 import threading
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
 from hashlib import blake2b
 from typing import Any, Final
 
-from queryopt.backends.codec import FORMAT_VERSION, Unencodable, decode, encode
-from queryopt.cache import CacheEntry, VersionKey
+from queryopt.cache.api import Begun, CacheEntry, VersionKey
+from queryopt.cache.backends.codec import FORMAT_VERSION, Unencodable, decode, encode
 from queryopt.errors import CacheError, ConfigurationError
 from queryopt.result import QueryResult
 
@@ -87,18 +86,6 @@ def _import_redis() -> Any:
     except ImportError as exc:
         raise CacheError(_INSTALL) from exc
     return redis
-
-
-@dataclass(frozen=True, slots=True)
-class Begun:
-    """What a miss learned in its first round trip: whether it runs the query, and the versions it read."""
-
-    leads: bool
-    """This caller runs the query (it got the lock, or locks are off)."""
-    token: str
-    """The lock's token ('' when locks are off or another process holds it)."""
-    tag: bytes
-    """The epoch and versions snapshotted before the query runs."""
 
 
 def _tag(values: Sequence[bytes | None]) -> bytes:

@@ -33,7 +33,7 @@ from queryopt.config import RecorderPolicy
 from queryopt.errors import RecorderError
 
 if TYPE_CHECKING:
-    from queryopt.recorder import SlowQuery
+    from queryopt.recorder.record import SlowQuery
 
 __all__ = ["COLUMNS", "BatchResult", "SlowQueryTable", "new_record_ids", "prune", "to_row"]
 

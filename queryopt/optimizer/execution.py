@@ -16,7 +16,7 @@ deadline for silent stalls, and retries of transient failures.
 :class:`ExecutionRules` holds what does not depend on blocking or awaiting (the
 limits, which failures are retried and how, the translation into queryopt's
 errors, the counters); :class:`Executor` and
-:class:`~queryopt.async_execution.AsyncExecutor` only move bytes.
+:class:`~queryopt.optimizer.async_execution.AsyncExecutor` only move bytes.
 """
 
 from __future__ import annotations

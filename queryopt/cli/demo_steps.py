@@ -32,14 +32,14 @@ from sqlalchemy import ForeignKey, create_engine, desc, func, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from queryopt.config import CachePolicy, RecorderPolicy, Settings, TimeoutPolicy
-from queryopt.embedded import EmbeddedPostgres
+from queryopt.embedded.postgres import EmbeddedPostgres
 from queryopt.errors import QueryTimeout
 from queryopt.hints import PlanNode, explain
 from queryopt.integrations.sqlalchemy import instrument
-from queryopt.migrate import migrate
-from queryopt.optimizer import Optimizer
+from queryopt.optimizer.blocking import Optimizer
 from queryopt.report import render, report
 from queryopt.report.terminal import print_report
+from queryopt.schema.migrator import migrate
 
 __all__ = ["DemoOptions", "run_demo"]
 

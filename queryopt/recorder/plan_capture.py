@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 if TYPE_CHECKING:
-    from queryopt.recorder import SlowQuery
+    from queryopt.recorder.record import SlowQuery
 
 __all__ = ["PlanCapture"]
 

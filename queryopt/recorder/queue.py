@@ -5,7 +5,7 @@ takes a lock, does a few dictionary operations and appends to a deque: no I/O,
 no waiting, no exception. A daemon thread takes batches off the queue, asks the
 application's database for plans of some of them, and COPYs the batch into
 ``<schema>.slow_queries`` over a connection of its own (see
-:mod:`queryopt.slow_table` for why no row is written twice). While that database
+:mod:`queryopt.recorder.table` for why no row is written twice). While that database
 is unreachable the thread retries with exponential backoff (tenacity) and the
 queue keeps what fits; beyond ``queue_size`` records, new ones are dropped and
 counted. Everything still queued is flushed at interpreter exit.
@@ -19,8 +19,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -30,10 +28,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from queryopt.config import RecorderPolicy
 from queryopt.errors import RecorderError
-from queryopt.plans import PlanCapture
-from queryopt.slow_table import BatchResult, SlowQueryTable, new_record_ids, to_row
+from queryopt.recorder.plan_capture import PlanCapture
+from queryopt.recorder.record import SlowQuery
+from queryopt.recorder.table import BatchResult, SlowQueryTable, new_record_ids, to_row
 
-__all__ = ["SlowQuery", "SlowQueryRecorder"]
+__all__ = ["SlowQueryRecorder"]
 
 logger = logging.getLogger("queryopt")
 
@@ -58,33 +57,6 @@ def _connection_options(conninfo: str, name: str) -> dict[str, Any]:
     except psycopg.Error as exc:
         raise RecorderError(f"SlowQueryRecorder: {name} is not a valid connection string: {exc}") from None
     return {key: value for key, value in BACKGROUND_CONNECTION_OPTIONS.items() if key not in given}
-
-
-@dataclass(frozen=True, slots=True)
-class SlowQuery:
-    """One slow execution: a row of ``slow_queries`` (the fields mirror its columns).
-
-    ``started_at`` should be timezone-aware; ``duration_ms`` is in milliseconds. ``params`` are the raw
-    parameters: used to capture the plan, and stored (each value truncated) only when
-    ``RecorderPolicy.capture_params`` is on.
-    """
-
-    started_at: datetime
-    fingerprint: str
-    kind: str
-    normalized_sql: str
-    sql_text: str
-    duration_ms: float
-    row_count: int | None
-    timed_out: bool
-    sqlstate: str | None
-    hints: str | None
-    cache_outcome: str | None
-    database_name: str
-    role_name: str
-    application_name: str | None
-    source: str | None
-    params: object | None = None
 
 
 class SlowQueryRecorder:

@@ -12,9 +12,9 @@ from typing import Any
 
 from queryopt.config import Settings
 from queryopt.errors import QueryTimeout
-from queryopt.preparation import PreparedCall, SessionIdentity
+from queryopt.optimizer.live_stats import QueryStats
+from queryopt.optimizer.preparation import PreparedCall, SessionIdentity
 from queryopt.recorder import SlowQuery, SlowQueryRecorder
-from queryopt.stats import QueryStats
 
 __all__ = ["CallObserver", "open_recorder"]
 

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from queryopt.analysis import Analysis, analyze
-from queryopt.cache import ResultCache, VersionKey
+from queryopt.cache import ResultCache
+from queryopt.cache.api import VersionKey
 from queryopt.config import HintMode, Settings
-from queryopt.execution import Connection, Statement
 from queryopt.hints import Catalog, HintRules, HintSet, hint_plan_active, plan_hints, resolve_hints
+from queryopt.optimizer.execution import Connection, Statement
 
 __all__ = [
     "IDENTIFY_SQL",

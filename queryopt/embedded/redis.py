@@ -1,6 +1,6 @@
 """A throwaway ``redis-server`` for the tests, the benchmarks and trying the Redis cache backend.
 
-Like :mod:`queryopt.embedded` does for PostgreSQL: a child process listening
+Like :mod:`queryopt.embedded.postgres` does for PostgreSQL: a child process listening
 only on a unix socket in a fresh temporary directory (no TCP port, so no
 clashes), with persistence off, stopped by a parent-death signal
 (``setpriv --pdeathsig``, Linux) if the process that started it dies::

@@ -1,7 +1,8 @@
-"""The result cache's policy over a store shared by processes (Redis): one miss algorithm, two drivers.
+"""Entries and table versions in a store shared by processes (Redis): one miss algorithm, two drivers.
 
-:class:`SharedResultCache` is what ``ResultCache(backend=RedisBackend(…))``
-returns. What differs from the in-memory cache:
+A :class:`~queryopt.cache.policy.ResultCache` given a shared backend keeps its
+entries and versions in a :class:`SharedStore`. What differs from
+:class:`~queryopt.cache.local.LocalStore`:
 
 - **Hits** read the entry and the current table versions in one round trip and
   serve the entry only if they match, on every hit: no per-process generation
@@ -9,32 +10,31 @@ returns. What differs from the in-memory cache:
   committed elsewhere is followed by a stale read here. The version check rides
   on the round trip the hit needs anyway (measured in ``benchmarks/redis_cache``).
 - **Misses** are single-flight twice: threads (or coroutines) of this process
-  wait for one leader, and the leader takes a short Redis lock so that other
-  processes wait for its result (polling with backoff, at most ``lock_wait``)
-  instead of running the query too. When the lock's owner ends without storing
-  (its query failed, or its result may not be cached), waiters run the query
-  themselves. The versions are snapshotted in the lock's round trip, before the
-  query runs, and the store succeeds only if they are still current.
+  wait for one leader (the policy's single-flight), and the leader takes a short
+  lock in the backend so that other processes wait for its result (polling with
+  backoff, at most ``lock_wait``) instead of running the query too. When the
+  lock's owner ends without storing (its query failed, or its result may not be
+  cached), waiters run the query themselves. The versions are snapshotted in the
+  lock's round trip, before the query runs, and the store succeeds only if they
+  are still current.
 
 The miss algorithm is written once, as a generator of steps (:func:`_miss_steps`);
-:meth:`SharedResultCache._fill` performs the steps with blocking calls and
-:meth:`SharedResultCache._afill` with awaits.
+:meth:`SharedStore.fill` performs the steps with blocking calls and
+:meth:`SharedStore.afill` with awaits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Generator, Hashable, Iterable
+from collections.abc import Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from queryopt.backends.redis import Begun, RedisBackend
-from queryopt.cache import AsyncResultFactory, ResultCache, ResultFactory, VersionKey
-from queryopt.errors import CacheError
+from queryopt.cache.api import AsyncResultFactory, Begun, ResultFactory, SharedBackend, VersionKey
 from queryopt.result import QueryResult
 
-__all__ = ["SharedResultCache"]
+__all__ = ["SharedStore"]
 
 _FIRST_POLL: Final = 0.002
 _LONGEST_POLL: Final = 0.05
@@ -115,63 +115,52 @@ def _miss_steps(
     return result  # type: ignore[no-any-return]
 
 
-class SharedResultCache(ResultCache):
-    """A :class:`~queryopt.cache.ResultCache` whose entries and table versions live in a shared backend."""
+class SharedStore:
+    """Entries and versions in a :class:`~queryopt.cache.api.SharedBackend`, shared with other processes."""
 
-    shared = True
-    backend: RedisBackend
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, backend: SharedBackend, counters: dict[str, int], may_store: Callable[[QueryResult], bool]
+    ) -> None:
+        self.backend = backend
+        self.hits = 0
+        self._counters = counters
         for name in ("remote_waits", "remote_hits", "lock_timeouts", "unshared_runs"):
-            self._counters[name] = 0
-        self._fetch = self.backend.fetch
+            counters[name] = 0
+        self._may_store = may_store
+        self._fetch = backend.fetch
 
     def get(self, key: Hashable, version_keys: tuple[VersionKey, ...]) -> QueryResult | None:
         """The entry for ``key`` if stored under the current versions (one round trip; decoded afresh)."""
         result = self._fetch(key, version_keys)
         if result is not None:
-            self._hits += 1
+            self.hits += 1
         return result
 
     async def aget(self, key: Hashable, version_keys: tuple[VersionKey, ...]) -> QueryResult | None:
         result = await self.backend.afetch(key, version_keys)
         if result is not None:
-            self._hits += 1
+            self.hits += 1
         return result
 
-    def bump(self, scope: Hashable, tables: Iterable[str] | None) -> None:
-        """Invalidate results that read ``tables`` in ``scope`` in every process (``None``: the whole scope)."""
-        keys = self.bump_keys(scope, tables)
+    def bump(self, keys: Sequence[VersionKey]) -> None:
         self.backend.bump(keys)
-        self._counters["invalidations"] += len(keys)
 
-    async def abump(self, scope: Hashable, tables: Iterable[str] | None) -> None:
-        keys = self.bump_keys(scope, tables)
+    async def abump(self, keys: Sequence[VersionKey]) -> None:
         await self.backend.abump(keys)
-        self._counters["invalidations"] += len(keys)
 
     def clear(self) -> None:
         """Forget every cached result of the namespace, in every process."""
         self.backend.clear()
-        self._counters["invalidations"] += 1
 
     def snapshot(self, version_keys: tuple[VersionKey, ...]) -> tuple[tuple[object, ...], int]:
-        """Versions to pass to :meth:`store` for a query about to run (empty when Redis is unusable)."""
+        """Versions to pass to :meth:`put` for a query about to run (empty when the backend is unusable)."""
         tag = self.backend.snapshot(version_keys)
         return (() if tag is None else (tag, version_keys)), 0
 
-    def store(
-        self,
-        key: Hashable,
-        result: QueryResult,
-        *,
-        versions: tuple[object, ...],
-        generation: int = 0,
-        ttl: float | None = None,
+    def put(
+        self, key: Hashable, result: QueryResult, versions: tuple[object, ...], generation: int, lifetime: float
     ) -> None:
         """Store ``result`` if the ``versions`` from :meth:`snapshot` are still current (nothing if they were empty)."""
-        lifetime = self._lifetime(ttl)
         if len(versions) != 2 or not self._may_store(result):
             return
         tag, version_keys = versions
@@ -180,24 +169,11 @@ class SharedResultCache(ResultCache):
         if self.backend.store(key, version_keys, result, tag=tag, ttl=lifetime):
             self._counters["stores"] += 1
 
-    def _lifetime(self, ttl: float | None) -> float:
-        lifetime = self.policy.ttl if ttl is None else ttl
-        if lifetime <= 0:
-            raise CacheError(f"a cache TTL must be > 0 seconds, got {lifetime!r}")
-        return lifetime
-
-    def _may_store(self, result: QueryResult) -> bool:
-        if len(result.rows) > self.policy.max_result_rows:
-            self._counters["too_large"] += 1
-            return False
-        return True
-
     # -- the miss: one algorithm, two drivers ---------------------------------------------------------
 
-    def _fill(
-        self, key: Hashable, version_keys: tuple[VersionKey, ...], execute: ResultFactory, ttl: float | None
+    def fill(
+        self, key: Hashable, version_keys: tuple[VersionKey, ...], execute: ResultFactory, lifetime: float
     ) -> QueryResult:
-        lifetime = self._lifetime(ttl)
         backend = self.backend
         steps = _miss_steps(self._counters, backend.lock_wait, self._may_store)
         reply: Any = None
@@ -224,10 +200,9 @@ class SharedResultCache(ResultCache):
             elif isinstance(step, _Release):
                 backend.release(key, step.token)
 
-    async def _afill(
-        self, key: Hashable, version_keys: tuple[VersionKey, ...], execute: AsyncResultFactory, ttl: float | None
+    async def afill(
+        self, key: Hashable, version_keys: tuple[VersionKey, ...], execute: AsyncResultFactory, lifetime: float
     ) -> QueryResult:
-        lifetime = self._lifetime(ttl)
         backend = self.backend
         steps = _miss_steps(self._counters, backend.lock_wait, self._may_store)
         reply: Any = None
@@ -254,8 +229,8 @@ class SharedResultCache(ResultCache):
             elif isinstance(step, _Release):
                 await backend.arelease(key, step.token)
 
-    async def aclose(self) -> None:
-        await self.backend.aclose()
-
     def close(self) -> None:
         self.backend.close()
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()

@@ -7,12 +7,12 @@
 
 Connections come from psycopg's ``AsyncConnectionPool`` (autocommit, one
 statement per call). What is shared with the blocking optimizer, and not
-written twice: :class:`~queryopt.preparation.CallPreparer` (analysis, hints,
-cache keys and invalidations), :class:`~queryopt.cache.ResultCache` (whose
+written twice: :class:`~queryopt.optimizer.preparation.CallPreparer` (analysis, hints,
+cache keys and invalidations), :class:`~queryopt.cache.policy.ResultCache` (whose
 ``aget_or_execute`` makes concurrent identical misses of one event loop await a
 single run, and across processes with a shared backend),
-:class:`~queryopt.execution.ExecutionRules` (timeouts, retries, errors) and
-:class:`~queryopt.observation.CallObserver` (statistics and the slow-query
+:class:`~queryopt.optimizer.execution.ExecutionRules` (timeouts, retries, errors) and
+:class:`~queryopt.optimizer.observation.CallObserver` (statistics and the slow-query
 recorder, whose ``submit`` never blocks).
 
 **The event loop never runs analysis.** Analysing a new SQL text costs from
@@ -33,7 +33,7 @@ import multiprocessing
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -43,26 +43,26 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from queryopt.analysis import Analysis, analyze, analyze_uncached
-from queryopt.async_execution import AsyncConnection, AsyncExecutor
-from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
+from queryopt.cache import ResultCache
 from queryopt.config import Settings
 from queryopt.errors import ConfigurationError, QueryError
-from queryopt.execution import Connection, Params, pool_connection_kwargs
-from queryopt.frontend import FrontEnd, require_database
 from queryopt.hints import HintRules
 from queryopt.hints.effect import HINT_PLAN_ACTIVE_SQL
-from queryopt.observation import CallObserver, open_recorder
-from queryopt.optimizer import (
+from queryopt.optimizer.async_execution import AsyncConnection, AsyncExecutor
+from queryopt.optimizer.core import (
     CacheDecision,
+    CallPlan,
     RowShape,
-    call_limit,
-    check_retries,
-    check_ttl,
-    refuse_session_settings,
-    refuse_session_settings_in_transaction,
+    cache_decision,
+    plan_call,
+    plan_transaction_call,
     shape_rows,
 )
-from queryopt.preparation import (
+from queryopt.optimizer.execution import Connection, Params, pool_connection_kwargs
+from queryopt.optimizer.frontend import FrontEnd, Pending, Tables, require_database
+from queryopt.optimizer.live_stats import QueryStats
+from queryopt.optimizer.observation import CallObserver, open_recorder
+from queryopt.optimizer.preparation import (
     IDENTIFY_SQL,
     VIEW_SOURCES_SQL,
     CallPreparer,
@@ -74,7 +74,6 @@ from queryopt.preparation import (
 )
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
-from queryopt.stats import QueryStats
 
 __all__ = ["AsyncOptimizer", "AsyncTransaction", "configure_async", "optimize_query_async"]
 
@@ -263,13 +262,7 @@ class AsyncOptimizer(FrontEnd):
 
     async def cache_decision(self, sql: str, params: Params = None) -> CacheDecision:
         """Whether results of ``sql`` with ``params`` may be cached, and if not, why."""
-        call = await self.prepare(sql, has_params=params is not None)
-        reasons = list(call.bypass_reasons)
-        try:
-            canonical_params(params)
-        except UnkeyableParams as exc:
-            reasons.append(str(exc))
-        return CacheDecision(not reasons, tuple(reasons))
+        return cache_decision(await self.prepare(sql, has_params=params is not None), params)
 
     # -- running -----------------------------------------------------------------------------------------
 
@@ -288,68 +281,39 @@ class AsyncOptimizer(FrontEnd):
         call = self._calls.get((sql, None, params is not None)) if index_hints is None and self._opened else None
         if call is None:
             call = await self.prepare(sql, index_hints, has_params=params is not None)
-        limit = None if timeout is None else call_limit(timeout)
-        if retries is not None:
-            check_retries(retries)
-        if not use_cache:
-            return await self._run(call, params, limit, retries, "off")
-        cache = self.cache
-        if call.bypass_reasons:
-            cache.count_bypass()
-            return await self._run(call, params, limit, retries, "bypass")
-        try:
-            key = (call.cache_prefix, canonical_params(params))
-        except UnkeyableParams:
-            cache.count_bypass()
-            return await self._run(call, params, limit, retries, "bypass")
-        hit = await cache.aget(key, call.version_keys)
+        plan = plan_call(self.cache, call, params, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
+        return await (self._run(plan) if plan.key is None else self._cached(plan))
+
+    async def _cached(self, plan: CallPlan) -> QueryResult:
+        key, version_keys = plan.key, plan.call.version_keys
+        hit = await self.cache.aget(key, version_keys)
         if hit is not None:
             return hit
-        if ttl is not None:
-            check_ttl(ttl)
-        return await cache.aget_or_execute(
-            key, call.version_keys, lambda: self._run(call, params, limit, retries, "miss"), ttl=ttl
-        )
+        return await self.cache.aget_or_execute(key, version_keys, lambda: self._run(plan), ttl=plan.ttl)
 
-    async def _run(
-        self, call: PreparedCall, params: Params, limit: int | None, retries: int | None, cache_outcome: str
-    ) -> QueryResult:
-        refuse_session_settings(call)
+    async def _run(self, plan: CallPlan, tx: AsyncTransaction | None = None) -> QueryResult:
+        pending: Pending | None = None
         started = time.perf_counter()
         try:
-            result = await self.executor.run(call.statement, params, limit_ms=limit, attempts=retries)
+            if tx is None:
+                result = await self.executor.run(
+                    plan.call.statement, plan.params, limit_ms=plan.limit_ms, attempts=plan.attempts
+                )
+            else:
+                pending = tx.invalidations
+                result = await self.executor.run_on(tx.conn, plan.call.statement, plan.params, limit_ms=plan.limit_ms)
         except QueryError as exc:
-            if call.invalidates != () and exc.sqlstate is None:
-                await self.cache.abump(self.preparer.scope, call.invalidates)  # outcome unknown: assume it happened
-            self._observe(call, time.perf_counter() - started, params, cache_outcome, None, exc)
+            await self._invalidate(self.failed(plan, started, exc, pending))
             raise
         except asyncio.CancelledError:
-            if call.invalidates != ():
-                await self.cache.abump(self.preparer.scope, call.invalidates)  # cancelled mid-write: assume it happened
+            await self._invalidate(self.failed(plan, started, None, pending))  # cancelled mid-write: assume done
             raise
-        if call.invalidates != ():
-            await self.cache.abump(self.preparer.scope, call.invalidates)
-        self._observe(call, time.perf_counter() - started, params, cache_outcome, result.rowcount, None)
+        await self._invalidate(self.finished(plan, started, result, pending))
         return result
 
-    def _observe(
-        self,
-        call: PreparedCall,
-        duration: float,
-        params: Params,
-        cache_outcome: str,
-        rowcount: int | None,
-        error: QueryError | None,
-    ) -> None:
-        self.observer.observe(
-            call,
-            duration,
-            identity=self.preparer.identity,
-            params=params,
-            cache_outcome=cache_outcome,
-            rowcount=rowcount,
-            error=error,
-        )
+    async def _invalidate(self, tables: Tables) -> None:
+        if tables != ():
+            await self.cache.abump(self.preparer.scope, tables)
 
     async def query(
         self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any
@@ -381,27 +345,14 @@ class AsyncTransaction:
 
     def __init__(self, optimizer: AsyncOptimizer, conn: AsyncConnection) -> None:
         self._optimizer = optimizer
-        self._conn = conn
-        self.invalidations: list[Sequence[str] | None] = []
+        self.conn = conn
+        self.invalidations: Pending = []
 
     async def execute(
         self, sql: str, params: Params = None, *, timeout: float | None = None, index_hints: IndexHints = None
     ) -> QueryResult:
-        optimizer = self._optimizer
-        call = await optimizer.prepare(sql, index_hints, has_params=params is not None)
-        refuse_session_settings_in_transaction(call)
-        limit = None if timeout is None else call_limit(timeout)
-        started = time.perf_counter()
-        try:
-            result = await optimizer.executor.run_on(self._conn, call.statement, params, limit_ms=limit)
-        except QueryError as exc:
-            optimizer._observe(call, time.perf_counter() - started, params, "off", None, exc)
-            raise
-        finally:
-            if call.invalidates != ():
-                self.invalidations.append(call.invalidates)
-        optimizer._observe(call, time.perf_counter() - started, params, "off", result.rowcount, None)
-        return result
+        call = await self._optimizer.prepare(sql, index_hints, has_params=params is not None)
+        return await self._optimizer._run(plan_transaction_call(call, params, timeout), self)
 
     async def query(self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any) -> list[Any]:
         return shape_rows(await self.execute(sql, params, **options), rows)
