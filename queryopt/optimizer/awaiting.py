@@ -58,10 +58,9 @@ from queryopt.optimizer.core import (
     plan_transaction_call,
     shape_rows,
 )
-from queryopt.optimizer.execution import Connection, Params, pool_connection_kwargs
-from queryopt.optimizer.frontend import FrontEnd, Pending, Tables, require_database
+from queryopt.optimizer.execution import Connection, Params
+from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
 from queryopt.optimizer.live_stats import QueryStats
-from queryopt.optimizer.observation import CallObserver, open_recorder
 from queryopt.optimizer.preparation import (
     IDENTIFY_SQL,
     VIEW_SOURCES_SQL,
@@ -140,40 +139,21 @@ class AsyncOptimizer(FrontEnd):
             )
         self.analysis_processes = analysis_processes
         self._analysts: ProcessPoolExecutor | None = None
-        self.settings = settings or Settings.from_env()
-        dsn = require_database(dsn, self.settings, has_pool=pool is not None)
-        self.cache = cache if cache is not None else ResultCache(self.settings.cache)
+        dsn = self._settle(dsn, settings, cache, has_pool=pool is not None)
         self._owns_pool = pool is None
         if pool is None:
-            assert dsn is not None
-            pool = AsyncConnectionPool(
-                dsn,
-                min_size=min_size,
-                max_size=max_size,
-                kwargs=pool_connection_kwargs(self.settings),
-                configure=self._configure_connection,
-                timeout=self.settings.timeout.connect,
-                name="queryopt-async",
-                open=False,
-            )
+            options = self._pool_options(min_size=min_size, max_size=max_size, name="queryopt-async")
+            pool = AsyncConnectionPool(dsn, **options)
         self.pool = pool
         self.executor = AsyncExecutor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
         # Where preparation's worker thread and the recorder connect (a pool's conninfo may be a callable).
         kwargs = pool.kwargs if isinstance(pool.kwargs, dict) else {}
         extra = {key: value for key, value in kwargs.items() if key not in _NOT_CONNINFO}
-        conninfo = make_conninfo(pool.conninfo if isinstance(pool.conninfo, str) else dsn or "", **extra)
+        conninfo = make_conninfo(pool.conninfo if isinstance(pool.conninfo, str) else dsn, **extra)
         self._catalog = _CatalogConnection(conninfo, self.settings)
         self.preparer = CallPreparer(self.settings, connect=self._catalog.connection, hint_rules=hint_rules)
         self._calls = self.preparer.calls
-        self._owns_recorder = recorder is None and self.settings.recorder.enabled
-        if self._owns_recorder:
-            recorder = open_recorder(self.settings, conninfo)
-        self.observer = CallObserver(
-            query_stats if query_stats is not None else QueryStats(self.settings.recorder),
-            recorder,
-            application_name=self.settings.application_name,
-            source="optimize_query_async",
-        )
+        self._observe_into(recorder, query_stats, conninfo, source="optimize_query_async")
         self._opened = False
         self._open_lock: asyncio.Lock | None = None
 

@@ -37,10 +37,9 @@ from queryopt.optimizer.core import (
     plan_transaction_call,
     shape_rows,
 )
-from queryopt.optimizer.execution import Connection, Executor, Params, pool_connection_kwargs
-from queryopt.optimizer.frontend import FrontEnd, Pending, Tables, require_database
+from queryopt.optimizer.execution import Connection, Executor, Params
+from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
 from queryopt.optimizer.live_stats import QueryStats
-from queryopt.optimizer.observation import CallObserver, open_recorder
 from queryopt.optimizer.preparation import CallPreparer, IndexHints, PreparedCall
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
@@ -75,22 +74,10 @@ class Optimizer(FrontEnd):
         min_size: int = 1,
         max_size: int = 10,
     ) -> None:
-        self.settings = settings or Settings.from_env()
-        dsn = require_database(dsn, self.settings, has_pool=pool is not None)
-        self.cache = cache if cache is not None else ResultCache(self.settings.cache)
+        dsn = self._settle(dsn, settings, cache, has_pool=pool is not None)
         self._owns_pool = pool is None
         if pool is None:
-            assert dsn is not None
-            pool = ConnectionPool(
-                dsn,
-                min_size=min_size,
-                max_size=max_size,
-                kwargs=pool_connection_kwargs(self.settings),
-                configure=self._configure_connection,
-                timeout=self.settings.timeout.connect,
-                name="queryopt",
-                open=False,
-            )
+            pool = ConnectionPool(dsn, **self._pool_options(min_size=min_size, max_size=max_size, name="queryopt"))
         self.pool = pool
         self.executor = Executor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
         self.preparer = CallPreparer(self.settings, connect=pool.connection, hint_rules=hint_rules)
@@ -100,15 +87,7 @@ class Optimizer(FrontEnd):
         if self.preparer.identity is None:
             with pool.connection() as conn:
                 self.preparer.learn(conn)
-        self._owns_recorder = recorder is None and self.settings.recorder.enabled
-        if self._owns_recorder:
-            recorder = open_recorder(self.settings, str(pool.conninfo))
-        self.observer = CallObserver(
-            query_stats if query_stats is not None else QueryStats(self.settings.recorder),
-            recorder,
-            application_name=self.settings.application_name,
-            source="optimize_query",
-        )
+        self._observe_into(recorder, query_stats, str(pool.conninfo), source="optimize_query")
 
     def _configure_connection(self, conn: Connection) -> None:
         self.executor.configure_connection(conn)

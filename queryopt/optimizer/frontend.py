@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from queryopt.cache import ResultCache
 from queryopt.config import HintMode, Settings
 from queryopt.errors import ConfigurationError, QueryError
 from queryopt.optimizer.core import CallPlan
+from queryopt.optimizer.execution import pool_connection_kwargs
 from queryopt.optimizer.live_stats import QueryStats
-from queryopt.optimizer.observation import CallObserver
+from queryopt.optimizer.observation import CallObserver, open_recorder
 from queryopt.optimizer.preparation import CallPreparer
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
@@ -42,11 +44,48 @@ def require_database(dsn: str | None, settings: Settings, *, has_pool: bool) -> 
 
 
 class FrontEnd:
-    """The shared read-only surface of a front end."""
+    """The shared surface of a front end, and the steps of its life and of its calls that do not block."""
 
+    settings: Settings
     preparer: CallPreparer
     observer: CallObserver
     cache: ResultCache
+    _owns_recorder: bool
+
+    def _settle(self, dsn: str | None, settings: Settings | None, cache: ResultCache | None, *, has_pool: bool) -> str:
+        """Adopt ``settings`` (else ``QUERYOPT_*``) and ``cache`` (else a new one); the DSN to use ('' with a pool)."""
+        self.settings = settings or Settings.from_env()
+        self.cache = cache if cache is not None else ResultCache(self.settings.cache)
+        return require_database(dsn, self.settings, has_pool=has_pool) or ""
+
+    def _pool_options(self, *, min_size: int, max_size: int, name: str) -> dict[str, Any]:
+        """Keyword arguments for the psycopg pool a front end opens for itself."""
+        return {
+            "min_size": min_size,
+            "max_size": max_size,
+            "kwargs": pool_connection_kwargs(self.settings),
+            "configure": self._configure_connection,
+            "timeout": self.settings.timeout.connect,
+            "name": name,
+            "open": False,
+        }
+
+    def _configure_connection(self, conn: Any) -> Any:
+        raise NotImplementedError
+
+    def _observe_into(
+        self, recorder: SlowQueryRecorder | None, query_stats: QueryStats | None, conninfo: str, *, source: str
+    ) -> None:
+        """Statistics (``query_stats`` or new) and the recorder (``recorder``, else one of its own when enabled)."""
+        self._owns_recorder = recorder is None and self.settings.recorder.enabled
+        if self._owns_recorder:
+            recorder = open_recorder(self.settings, conninfo)
+        self.observer = CallObserver(
+            query_stats if query_stats is not None else QueryStats(self.settings.recorder),
+            recorder,
+            application_name=self.settings.application_name,
+            source=source,
+        )
 
     @property
     def hint_mode(self) -> HintMode:
@@ -77,14 +116,7 @@ class FrontEnd:
 
     def finished(self, plan: CallPlan, started: float, result: QueryResult, pending: Pending | None) -> Tables:
         """Observe a successful run; the tables whose cached results to invalidate now (``()``: none)."""
-        self.observer.observe(
-            plan.call,
-            time.perf_counter() - started,
-            identity=self.preparer.identity,
-            params=plan.params,
-            cache_outcome=plan.cache_outcome,
-            rowcount=result.rowcount,
-        )
+        self._observe_plan(plan, started, result.rowcount, None)
         return _invalidation(plan, pending, happened=True)
 
     def failed(self, plan: CallPlan, started: float, error: QueryError | None, pending: Pending | None) -> Tables:
@@ -93,16 +125,19 @@ class FrontEnd:
         A write whose outcome is unknown (the connection was lost, the caller cancelled) is assumed done.
         """
         if error is not None:
-            self.observer.observe(
-                plan.call,
-                time.perf_counter() - started,
-                identity=self.preparer.identity,
-                params=plan.params,
-                cache_outcome=plan.cache_outcome,
-                rowcount=None,
-                error=error,
-            )
+            self._observe_plan(plan, started, None, error)
         return _invalidation(plan, pending, happened=error is None or error.sqlstate is None)
+
+    def _observe_plan(self, plan: CallPlan, started: float, rowcount: int | None, error: QueryError | None) -> None:
+        self.observer.observe(
+            plan.call,
+            time.perf_counter() - started,
+            identity=self.preparer.identity,
+            params=plan.params,
+            cache_outcome=plan.cache_outcome,
+            rowcount=rowcount,
+            error=error,
+        )
 
 
 def _invalidation(plan: CallPlan, pending: Pending | None, *, happened: bool) -> Tables:

@@ -18,8 +18,8 @@ from queryopt.report.html_page import render_html
 from queryopt.report.json_doc import render_json
 from queryopt.report.markdown import render_markdown
 from queryopt.report.terminal import print_report
-from tests.db import report_seed as seed
-from tests.db.report_seed import NOW, XSS_FP
+from tests.db.report import report_seed as seed
+from tests.db.report.report_seed import NOW, XSS_FP
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 from queryopt.errors import ReportError
 from queryopt.report import Report, Severity, SortKey, report
 from queryopt.schema.migrator import migrate
-from tests.db import report_seed as seed
-from tests.db.report_seed import CRIT_FP, GONE_FP, NEW_FP, NOW, OK_FP, START, TWICE_FP, WARN_FP, XSS_FP
+from tests.db.report import report_seed as seed
+from tests.db.report.report_seed import CRIT_FP, GONE_FP, NEW_FP, NOW, OK_FP, START, TWICE_FP, WARN_FP, XSS_FP
 
 
 @pytest.fixture

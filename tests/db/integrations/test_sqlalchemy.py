@@ -28,7 +28,7 @@ from queryopt import (
 )
 from queryopt.integrations.sqlalchemy import SQLAlchemyQueryTimeout, instrument, instrumentation_of, uninstrument
 from queryopt.schema.migrator import migrate
-from tests.db.sqlalchemy_app import (
+from tests.db.integrations.sqlalchemy_app import (
     BOOKS_OF_AUTHOR_INDEX,
     Author,
     Book,

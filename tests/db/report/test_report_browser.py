@@ -16,7 +16,7 @@ import pytest
 from queryopt.report import report
 from queryopt.report.html_page import render_html
 from queryopt.report.svg import BAR_COLOUR, DISTRIBUTION_COLOURS
-from tests.db import report_seed as seed
+from tests.db.report import report_seed as seed
 from tests.png_pixels import colour_counts
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -15,7 +15,7 @@ from queryopt.errors import ReportError
 from queryopt.report import ReportFormat, render
 from queryopt.report.markdown import inline
 from queryopt.report.terminal import print_report
-from tests.unit.report_sample import FORMULA, HOSTILE, sample_report
+from tests.unit.report.report_sample import FORMULA, HOSTILE, sample_report
 
 
 def test_terminal_shows_rich_markup_as_typed() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 from queryopt.cli.report import EXIT_ERROR, EXIT_FAIL_ON, EXIT_OK
 from queryopt.report import ReportFormat, render
 from queryopt.report.csv_table import COLUMNS
-from tests.unit.report_sample import sample_report
+from tests.unit.report.report_sample import sample_report
 
-DOCS = (Path(__file__).parents[2] / "docs" / "report.md").read_text(encoding="utf-8")
+DOCS = (Path(__file__).parents[3] / "docs" / "report.md").read_text(encoding="utf-8")
 
 
 def _keys(value: object, prefix: str = "") -> set[str]:

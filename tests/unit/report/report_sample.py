@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from queryopt.report import (
     Count,
-    QueryStats,
+    FingerprintReport,
     Regression,
     Report,
     ReportWindow,
@@ -29,7 +29,7 @@ def _regression(fingerprint: str, severity: Severity, mean_ratio: float | None) 
 
 def sample_report() -> Report:
     crit = _regression("[red]fp[/red]", Severity.CRITICAL, math.inf)
-    query = QueryStats(
+    query = FingerprintReport(
         fingerprint=crit.fingerprint,
         kind=HOSTILE,
         normalized_sql=HOSTILE + "\n  -- second line",

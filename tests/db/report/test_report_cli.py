@@ -12,8 +12,8 @@ import pytest
 
 from queryopt.cli import main
 from queryopt.schema.migrator import migrate
-from tests.db import report_seed as seed
-from tests.db.report_seed import CRIT_FP, NEW_FP, OK_FP, WARN_FP
+from tests.db.report import report_seed as seed
+from tests.db.report.report_seed import CRIT_FP, NEW_FP, OK_FP, WARN_FP
 
 WINDOW = ["--from", "2024-05-01T12:00:00Z", "--to", "2024-05-02T12:00:00+00:00"]
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from queryopt import CachePolicy, HintMode, HintRules, QueryTimeout, RecorderPolicy, Settings, SlowQueryRecorder
 from queryopt.integrations.sqlalchemy import Instrumentation, instrument, uninstrument
 from queryopt.schema.migrator import migrate
-from tests.db.sqlalchemy_app import (
+from tests.db.integrations.sqlalchemy_app import (
     BOOKS_OF_AUTHOR_INDEX,
     Author,
     Book,

@@ -160,7 +160,7 @@ def test_lookup_without_a_rule_is_cheap(caplog: pytest.LogCaptureFixture) -> Non
 
 
 def test_readme_rules_example_loads(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
     example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "rules.toml"
     path.write_text(example)
