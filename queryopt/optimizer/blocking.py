@@ -33,6 +33,8 @@ from queryopt.optimizer.core import (
     CallPlan,
     RowShape,
     cache_decision,
+    cache_key,
+    check_options,
     plan_call,
     plan_transaction_call,
     shape_rows,
@@ -124,15 +126,15 @@ class Optimizer(FrontEnd):
         call = self._calls.get((sql, None, params is not None)) if index_hints is None else None
         if call is None:
             call = self.preparer.prepare(sql, index_hints, has_params=params is not None)
-        plan = plan_call(self.cache, call, params, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
-        return self._run(plan) if plan.key is None else self._cached(plan)
-
-    def _cached(self, plan: CallPlan) -> QueryResult:
-        key, version_keys = plan.key, plan.call.version_keys
-        hit = self.cache.get(key, version_keys)
-        if hit is not None:
+        if ttl is not None or timeout is not None or retries is not None:
+            check_options(ttl, timeout, retries)
+        key = cache_key(call, params) if use_cache else None
+        if key is not None and (hit := self.cache.get(key, call.version_keys)) is not None:
             return hit
-        return self.cache.get_or_execute(key, version_keys, lambda: self._run(plan), ttl=plan.ttl)
+        plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
+        if plan.key is None:
+            return self._run(plan)
+        return self.cache.get_or_execute(plan.key, call.version_keys, lambda: self._run(plan), ttl=ttl)
 
     def _run(self, plan: CallPlan, tx: Transaction | None = None) -> QueryResult:
         pending: Pending | None = None

@@ -28,6 +28,7 @@ __all__ = [
     "cache_decision",
     "cache_key",
     "call_limit",
+    "check_options",
     "check_retries",
     "check_ttl",
     "plan_call",
@@ -49,9 +50,9 @@ class CacheDecision:
     reasons: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallPlan:
-    """One call as decided before any I/O: the same data for every driver."""
+    """One call as decided before any I/O: the same data for every driver (not frozen: built per call)."""
 
     call: PreparedCall
     params: Params
@@ -76,30 +77,38 @@ def cache_key(call: PreparedCall, params: Params) -> Hashable | None:
         return None
 
 
+def check_options(ttl: float | None, timeout: float | None, retries: int | None) -> None:
+    """Refuse bad per-call options before anything else happens, a cache hit included."""
+    if timeout is not None:
+        call_limit(timeout)
+    if retries is not None:
+        check_retries(retries)
+    if ttl is not None:
+        check_ttl(ttl)
+
+
 def plan_call(
     cache: ResultCache,
     call: PreparedCall,
     params: Params,
+    key: Hashable | None,
     *,
     use_cache: bool,
     ttl: float | None,
     timeout: float | None,
     retries: int | None,
 ) -> CallPlan:
-    """Decide a call on a pooled connection: validate its options, refuse a SET that would not last, and
-    decide whether (and under which key) the cache is consulted."""
+    """Decide a call on a pooled connection that the cache did not serve (``key``: its cache key, from
+    :func:`cache_key`, when ``use_cache``): refuse a SET that would not last, convert the options.
+
+    A driver looks the key up itself first, so that a hit costs no plan."""
     refuse_session_settings(call)
     limit = None if timeout is None else call_limit(timeout)
-    if retries is not None:
-        check_retries(retries)
     if not use_cache:
         return CallPlan(call, params, limit, retries, "off", None, None)
-    key = cache_key(call, params)
     if key is None:
         cache.count_bypass()
         return CallPlan(call, params, limit, retries, "bypass", None, None)
-    if ttl is not None:
-        check_ttl(ttl)
     return CallPlan(call, params, limit, retries, "miss", key, ttl)
 
 
