@@ -3,11 +3,13 @@
 - The server-side ``statement_timeout`` is a session setting of each pooled
   connection, changed only when a call asks for another limit (the same
   remembered attribute as the blocking executor).
-- The client-side deadline is ``asyncio.wait_for`` at the limit plus
-  ``TimeoutPolicy.network_grace``: cancelling the awaiting task makes psycopg
+- The client-side deadline is ``asyncio.timeout`` at the limit plus
+  ``TimeoutPolicy.network_grace`` (a timer, not a task per call as
+  ``asyncio.wait_for`` made): cancelling the awaiting task makes psycopg
   send a cancel request and wait (5 s at most) for the server to end the
   statement, else close the connection — so a stalled server never leaves a
   statement running unseen, and never hangs the caller.
+- Calls run on leased connections with their cursors (:mod:`queryopt.optimizer.leases`).
 - Retries follow the same rules (:class:`~queryopt.optimizer.execution.ExecutionRules`)
   through tenacity's ``AsyncRetrying``; the first attempt runs outside tenacity.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import psycopg
@@ -25,6 +28,7 @@ from tenacity import AsyncRetrying
 from queryopt.config import RetryPolicy, TimeoutPolicy
 from queryopt.hints.effect import planner_settings_applied_async
 from queryopt.optimizer.execution import (
+    KEEP_RESULT_ROWS,
     SET_TIMEOUT_SQL,
     TIMEOUT_ATTRIBUTE,
     ExecutionRules,
@@ -33,6 +37,7 @@ from queryopt.optimizer.execution import (
     _Stalled,
     column_names,
 )
+from queryopt.optimizer.leases import AsyncLeases
 from queryopt.result import QueryResult
 
 __all__ = ["AsyncConnection", "AsyncExecutor", "ensure_statement_timeout_async"]
@@ -57,6 +62,7 @@ class AsyncExecutor(ExecutionRules):
     ) -> None:
         super().__init__(timeouts=timeouts, retry=retry)
         self.pool = pool
+        self.leases = AsyncLeases(pool)
 
     async def configure_connection(self, conn: AsyncConnection) -> None:
         """Pool ``configure`` hook: the default statement timeout, once per connection."""
@@ -82,37 +88,63 @@ class AsyncExecutor(ExecutionRules):
         limit = self.limit(limit_ms)
         started = time.perf_counter()
         try:
-            return await self._execute_on(conn, statement, params, limit, started)
+            return await self._execute_on(conn, conn.cursor(), statement, params, limit, started)
         except psycopg.Error as exc:
             raise self.translate(statement, exc, limit, started) from exc
 
     async def _attempt(self, statement: Statement, params: Params, limit: int, started: float) -> QueryResult:
-        async with self.pool.connection() as conn:
-            return await self._execute_on(conn, statement, params, limit, started)
+        leases = self.leases
+        lease = await leases.take()
+        try:
+            result = await self._execute_on(lease.conn, lease.cursor, statement, params, limit, started)
+        except BaseException:
+            await leases.give_back(lease, started, ok=False)  # a broken connection goes back to the pool, replaced
+            raise
+        if len(result.rows) > KEEP_RESULT_ROWS:
+            lease.cursor = lease.conn.cursor()  # the old one, and the large result it holds, are dropped
+        await leases.give_back(lease, started)
+        return result
+
+    def connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for a caller's own statements (a transaction): an idle leased one, else a pooled one."""
+        return self.leases.connection()
+
+    async def close(self) -> None:
+        """Return the idle leased connections to the pool."""
+        await self.leases.close()
 
     async def _execute_on(
-        self, conn: AsyncConnection, statement: Statement, params: Params, limit: int, started: float
+        self,
+        conn: AsyncConnection,
+        cursor: psycopg.AsyncCursor[Any],
+        statement: Statement,
+        params: Params,
+        limit: int,
+        started: float,
     ) -> QueryResult:
         if getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit and await ensure_statement_timeout_async(conn, limit):
             self.count("timeout_changes")
         if limit <= 0:
-            return await self._send(conn, statement, params)
+            return await self._send(conn, cursor, statement, params)
         deadline = limit / 1000 + self.timeouts.network_grace - (time.perf_counter() - started)
         try:
-            return await asyncio.wait_for(self._send(conn, statement, params), max(deadline, 0.001))
+            async with asyncio.timeout(max(deadline, 0.001)):
+                return await self._send(conn, cursor, statement, params)
         except TimeoutError as exc:
-            # wait_for cancelled the send: psycopg asked the server to cancel the statement (or closed the socket).
+            # The timeout cancelled the send: psycopg asked the server to cancel the statement (or closed the socket).
             raise _Stalled("no answer from the server past the client deadline") from exc
 
     @staticmethod
-    async def _send(conn: AsyncConnection, statement: Statement, params: Params) -> QueryResult:
+    async def _send(
+        conn: AsyncConnection, cursor: psycopg.AsyncCursor[Any], statement: Statement, params: Params
+    ) -> QueryResult:
         if statement.planner_settings:
             async with planner_settings_applied_async(conn, statement.planner_settings):
-                cursor = await conn.execute(statement.text, params)
+                await cursor.execute(statement.text, params)
                 columns = column_names(cursor.pgresult, conn)
                 rows = await cursor.fetchall() if columns else []
         else:
-            cursor = await conn.execute(statement.text, params)
+            await cursor.execute(statement.text, params)
             columns = column_names(cursor.pgresult, conn)
             rows = await cursor.fetchall() if columns else []
         return QueryResult(columns, tuple(rows), cursor.rowcount)

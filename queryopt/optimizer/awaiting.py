@@ -198,6 +198,7 @@ class AsyncOptimizer(FrontEnd):
         """Flush the recorder, close the pool if this optimizer opened it and the catalog connection."""
         if self._owns_recorder and self.observer.recorder is not None:
             await asyncio.to_thread(self.observer.recorder.close)
+        await self.executor.close()
         if self._owns_pool:
             await self.pool.close()
         await asyncio.to_thread(self._catalog.close)
@@ -308,7 +309,7 @@ class AsyncOptimizer(FrontEnd):
         """Run several statements in one transaction; their writes invalidate the cache after the commit."""
         if not self._opened:
             await self.open()
-        async with self.pool.connection() as conn:
+        async with self.executor.connection() as conn:  # an idle leased one, never one a call is using
             tx = AsyncTransaction(self, conn)
             async with conn.transaction():
                 yield tx

@@ -82,7 +82,7 @@ class Optimizer(FrontEnd):
             pool = ConnectionPool(dsn, **self._pool_options(min_size=min_size, max_size=max_size, name="queryopt"))
         self.pool = pool
         self.executor = Executor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
-        self.preparer = CallPreparer(self.settings, connect=pool.connection, hint_rules=hint_rules)
+        self.preparer = CallPreparer(self.settings, connect=self.executor.connection, hint_rules=hint_rules)
         self._calls = self.preparer.calls
         if self._owns_pool:
             pool.open(wait=True, timeout=self.settings.timeout.connect)
@@ -166,7 +166,7 @@ class Optimizer(FrontEnd):
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """Run several statements in one transaction; their writes invalidate the cache after the commit."""
-        with self.pool.connection() as conn:
+        with self.executor.connection() as conn:  # an idle leased one, never one a call is using
             tx = Transaction(self, conn)
             with conn.transaction():
                 yield tx
@@ -185,7 +185,7 @@ class Optimizer(FrontEnd):
         """Flush the recorder, stop the watchdog, close the pool if this optimizer opened it."""
         if self._owns_recorder and self.recorder is not None:
             self.recorder.close()
-        self.executor.watchdog.close()
+        self.executor.close()
         if self._owns_pool:
             self.pool.close()
 

@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,6 +41,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from queryopt.config import RetryPolicy, Settings, TimeoutPolicy
 from queryopt.errors import QueryError, QueryTimeout
 from queryopt.hints import planner_settings_applied
+from queryopt.optimizer.leases import Leases
 from queryopt.result import QueryResult
 
 __all__ = [
@@ -62,6 +64,8 @@ TIMEOUT_ATTRIBUTE: Final = "_queryopt_statement_timeout_ms"
 """The connection attribute remembering the statement_timeout queryopt last set on it."""
 SET_TIMEOUT_SQL: Final = "SELECT set_config('statement_timeout', %s, false)"
 _CONNECTION_LOST_STATES: Final = frozenset({"57P01", "57P02", "57P03"})
+KEEP_RESULT_ROWS: Final = 1000
+"""A leased cursor that fetched more rows than this is replaced, so an idle lease holds no large result."""
 _RETRY_ANY_STATEMENT: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
 
@@ -288,7 +292,11 @@ class ExecutionRules:
 
 
 class Executor(ExecutionRules):
-    """Runs :class:`Statement` objects on a psycopg pool with timeouts and retries."""
+    """Runs :class:`Statement` objects on a psycopg pool with timeouts and retries.
+
+    Calls run on leased connections (:mod:`queryopt.optimizer.leases`): kept out of the pool between
+    calls with their cursor, returned when idle, when the pool has waiting clients, and on :meth:`close`.
+    """
 
     def __init__(
         self,
@@ -301,6 +309,7 @@ class Executor(ExecutionRules):
         super().__init__(timeouts=timeouts, retry=retry)
         self.pool = pool
         self.watchdog = watchdog or Watchdog()
+        self.leases = Leases(pool)
 
     def configure_connection(self, conn: Connection) -> None:
         """Pool ``configure`` hook: give a new connection the default statement timeout, once."""
@@ -320,8 +329,21 @@ class Executor(ExecutionRules):
             raise self.translate(statement, exc, limit, started) from exc
 
     def _attempt(self, statement: Statement, params: Params, limit: int, started: float) -> QueryResult:
-        with self.pool.connection() as conn:
-            return self._execute_on(conn, statement, params, limit, started)
+        leases = self.leases
+        lease = leases.take()
+        try:
+            result = self._execute_on(lease.conn, lease.cursor, statement, params, limit, started)
+        except BaseException:
+            leases.give_back(lease, started, ok=False)  # a broken connection goes back to the pool, replaced
+            raise
+        if len(result.rows) > KEEP_RESULT_ROWS:
+            lease.cursor = lease.conn.cursor()  # the old one, and the large result it holds, are dropped
+        leases.give_back(lease, started)
+        return result
+
+    def connection(self) -> AbstractContextManager[Connection]:
+        """A connection for a caller's own statements (a transaction, catalog look-ups): idle leased, else pooled."""
+        return self.leases.connection()
 
     def run_on(
         self, conn: Connection, statement: Statement, params: Params, *, limit_ms: int | None = None
@@ -330,12 +352,18 @@ class Executor(ExecutionRules):
         limit = self.default_timeout_ms if limit_ms is None else limit_ms
         started = time.perf_counter()
         try:
-            return self._execute_on(conn, statement, params, limit, started)
+            return self._execute_on(conn, conn.cursor(), statement, params, limit, started)
         except psycopg.Error as exc:
             raise self.translate(statement, exc, limit, started) from exc
 
     def _execute_on(
-        self, conn: Connection, statement: Statement, params: Params, limit: int, started: float
+        self,
+        conn: Connection,
+        cursor: psycopg.Cursor[Any],
+        statement: Statement,
+        params: Params,
+        limit: int,
+        started: float,
     ) -> QueryResult:
         if getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit and ensure_statement_timeout(conn, limit):
             self._counters["timeout_changes"] += 1
@@ -345,11 +373,11 @@ class Executor(ExecutionRules):
         try:
             if statement.planner_settings:
                 with planner_settings_applied(conn, statement.planner_settings):
-                    cursor = conn.execute(statement.text, params)
+                    cursor.execute(statement.text, params)
                     columns = column_names(cursor.pgresult, conn)
                     rows = cursor.fetchall() if columns else []
             else:
-                cursor = conn.execute(statement.text, params)
+                cursor.execute(statement.text, params)
                 columns = column_names(cursor.pgresult, conn)
                 rows = cursor.fetchall() if columns else []
         except psycopg.Error as exc:
@@ -359,6 +387,11 @@ class Executor(ExecutionRules):
         if guarded:
             self.watchdog.release(conn)
         return QueryResult(columns, tuple(rows), cursor.rowcount)
+
+    def close(self) -> None:
+        """Return the idle leased connections to the pool and stop the watchdog."""
+        self.leases.close()
+        self.watchdog.close()
 
     def _retry(
         self, statement: Statement, params: Params, limit: int, first: psycopg.Error, attempts: int | None
