@@ -27,6 +27,7 @@ from queryopt.result import QueryResult
 __all__ = [
     "ALL_TABLES",
     "EVERY_SCOPE",
+    "SCALAR_TYPES",
     "AsyncResultFactory",
     "Begun",
     "CacheBackend",
@@ -51,7 +52,7 @@ ALL_TABLES: Final = None
 EVERY_SCOPE: Final = "*"
 """The scope under which table versions bumped for every database and role are kept."""
 
-_SCALARS: Final[frozenset[type]] = frozenset(
+SCALAR_TYPES: Final[frozenset[type]] = frozenset(
     {
         int,
         str,
@@ -64,6 +65,7 @@ _SCALARS: Final[frozenset[type]] = frozenset(
         uuid.UUID,
     }
 )
+"""Parameter types whose values PostgreSQL tells apart exactly when Python does: keyed as ``(type, value)``."""
 # Values Python calls equal (with equal hashes) that PostgreSQL tells apart: the scale of a numeric
 # (1.0, 1.00), the sign of a zero, the offset of a time of day.
 _DISTINGUISHED: Final[dict[type, Callable[[Any], Hashable]]] = {
@@ -80,7 +82,7 @@ class UnkeyableParams(Exception):
 
 def _canonical_value(value: Any) -> Hashable:
     kind = type(value)
-    if kind in _SCALARS:
+    if kind in SCALAR_TYPES:
         return (kind, value)
     if kind in _DISTINGUISHED:
         return (kind, _DISTINGUISHED[kind](value))
@@ -112,7 +114,7 @@ def canonical_params(params: Sequence[Any] | Mapping[str, Any] | None) -> Hashab
         # The common primary-key lookup: no loop, no abstract-base-class check.
         value = params[0]  # type: ignore[index]
         value_kind = type(value)
-        if value_kind in _SCALARS:
+        if value_kind in SCALAR_TYPES:
             return (value_kind, value)
     if params is None:
         return ()

@@ -155,6 +155,7 @@ class AsyncOptimizer(FrontEnd):
         self._catalog = _CatalogConnection(conninfo, self.settings)
         self.preparer = CallPreparer(self.settings, connect=self._catalog.connection, hint_rules=hint_rules)
         self._calls = self.preparer.calls
+        self._texts = self.preparer.texts
         self._observe_into(recorder, query_stats, conninfo, source="optimize_query_async")
         self._opened = False
         self._open_lock: asyncio.Lock | None = None
@@ -261,7 +262,7 @@ class AsyncOptimizer(FrontEnd):
         retries: int | None = None,
     ) -> QueryResult:
         """Run one statement; the options mean what they mean in :meth:`queryopt.Optimizer.execute`."""
-        call = self._calls.get((sql, None, params is not None)) if index_hints is None and self._opened else None
+        call = self._texts.get(sql) if index_hints is None and params is not None and self._opened else None
         if call is None:
             call = await self.prepare(sql, index_hints, has_params=params is not None)
         if ttl is not None or timeout is not None or retries is not None:
@@ -299,10 +300,22 @@ class AsyncOptimizer(FrontEnd):
             await self.cache.abump(self.preparer.scope, tables)
 
     async def query(
-        self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        rows: RowShape = "tuple",
+        use_cache: bool = False,
+        ttl: float | None = None,
+        timeout: float | None = None,
+        index_hints: IndexHints = None,
+        retries: int | None = None,
     ) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
         """Like :meth:`execute`, returning the rows as a list of tuples, or of dicts with ``rows="dict"``."""
-        return shape_rows(await self.execute(sql, params, **options), rows)
+        result = await self.execute(
+            sql, params, use_cache=use_cache, ttl=ttl, timeout=timeout, index_hints=index_hints, retries=retries
+        )
+        return list(result.rows) if rows == "tuple" else shape_rows(result, rows)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncTransaction]:

@@ -83,7 +83,8 @@ class Optimizer(FrontEnd):
         self.pool = pool
         self.executor = Executor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
         self.preparer = CallPreparer(self.settings, connect=self.executor.connection, hint_rules=hint_rules)
-        self._calls = self.preparer.calls
+        self._texts = self.preparer.texts
+        self._cache_get = self.cache.get
         if self._owns_pool:
             pool.open(wait=True, timeout=self.settings.timeout.connect)
         if self.preparer.identity is None:
@@ -123,14 +124,17 @@ class Optimizer(FrontEnd):
         of tries in all; ``index_hints`` names indexes (``["orders_customer_idx"]``), maps tables or
         aliases to indexes (``{"o": "orders_customer_idx"}``) or gives hint objects.
         """
-        call = self._calls.get((sql, None, params is not None)) if index_hints is None else None
+        call = self._texts.get(sql) if index_hints is None and params is not None else None
         if call is None:
             call = self.preparer.prepare(sql, index_hints, has_params=params is not None)
         if ttl is not None or timeout is not None or retries is not None:
             check_options(ttl, timeout, retries)
-        key = cache_key(call, params) if use_cache else None
-        if key is not None and (hit := self.cache.get(key, call.version_keys)) is not None:
-            return hit
+        if use_cache:
+            key = cache_key(call, params)
+            if key is not None and (hit := self._cache_get(key, call.version_keys)) is not None:
+                return hit
+        else:
+            key = None
         plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
         if plan.key is None:
             return self._run(plan)
@@ -158,10 +162,22 @@ class Optimizer(FrontEnd):
             self.cache.bump(self.preparer.scope, tables)
 
     def query(
-        self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        rows: RowShape = "tuple",
+        use_cache: bool = False,
+        ttl: float | None = None,
+        timeout: float | None = None,
+        index_hints: IndexHints = None,
+        retries: int | None = None,
     ) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
         """Like :meth:`execute`, returning the rows as a list of tuples, or of dicts with ``rows="dict"``."""
-        return shape_rows(self.execute(sql, params, **options), rows)
+        result = self.execute(
+            sql, params, use_cache=use_cache, ttl=ttl, timeout=timeout, index_hints=index_hints, retries=retries
+        )
+        return list(result.rows) if rows == "tuple" else shape_rows(result, rows)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -257,7 +273,7 @@ def optimize_query(
     result = optimizer.execute(
         sql, params, use_cache=use_cache, ttl=ttl, timeout=timeout, index_hints=index_hints, retries=retries
     )
-    return shape_rows(result, rows)
+    return list(result.rows) if rows == "tuple" else shape_rows(result, rows)
 
 
 def metrics_summary() -> dict[str, dict[str, float]]:

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from queryopt.analysis import Analysis, StatementKind
 from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
+from queryopt.cache.api import SCALAR_TYPES
 from queryopt.errors import ConfigurationError, QueryError
 from queryopt.optimizer.execution import Params, timeout_ms
 from queryopt.optimizer.preparation import PreparedCall
@@ -71,6 +72,13 @@ def cache_key(call: PreparedCall, params: Params) -> Hashable | None:
     """The cache key of ``call`` with ``params``, or ``None`` when the call must bypass the cache."""
     if call.bypass_reasons:
         return None
+    kind = type(params)
+    if (kind is list or kind is tuple) and len(params) == 1:  # type: ignore[arg-type]
+        # A primary-key lookup, on every cache hit: canonical_params' own answer, without its call.
+        value = params[0]  # type: ignore[index]
+        value_kind = type(value)
+        if value_kind in SCALAR_TYPES:
+            return (call.cache_prefix, (value_kind, value))
     try:
         return (call.cache_prefix, canonical_params(params))
     except UnkeyableParams:

@@ -46,6 +46,8 @@ IDLE_SECONDS: Final = 0.1
 """A lease unused this long goes back to the pool."""
 MAX_HOLD_SECONDS: Final = 5.0
 """A lease out of the pool this long goes back after its call, so the pool's own upkeep still runs."""
+SWEEP_SECONDS: Final = 0.025
+"""How often idle leases are looked at (at most): a client waiting for the pool waits about this long for one."""
 
 _IDLE = TransactionStatus.IDLE
 ConnectionT = TypeVar("ConnectionT", bound=psycopg.BaseConnection[Any])
@@ -73,6 +75,7 @@ class LeaseShelf(Generic[ConnectionT]):
     def __init__(self, pool: Any, *, idle: float, max_hold: float, wake: Callable[[], None]) -> None:
         self.idle = idle
         self.max_hold = max_hold
+        self.tick = min(idle / 2, SWEEP_SECONDS)
         self._pool = pool
         waiting = getattr(pool, "_waiting", None)
         self.enabled = isinstance(waiting, deque)
@@ -228,7 +231,7 @@ class Leases:
 
     def _sweep(self) -> None:
         shelf = self.shelf
-        while not self._stop.wait(shelf.idle / 2):
+        while not self._stop.wait(shelf.tick):
             for lease in shelf.stale(time.perf_counter()):
                 self._return_quietly(lease)
             if not len(shelf):
@@ -303,7 +306,7 @@ class AsyncLeases:
         await self.pool.putconn(conn)
 
     def _wake(self) -> None:
-        asyncio.get_running_loop().call_later(self.shelf.idle, self._sweep)
+        asyncio.get_running_loop().call_later(self.shelf.tick, self._sweep)
 
     def _sweep(self) -> None:
         shelf = self.shelf
@@ -313,12 +316,12 @@ class AsyncLeases:
             self._returning.add(task)
             task.add_done_callback(self._returning.discard)
         if len(shelf) and not shelf.closed:
-            asyncio.get_running_loop().call_later(shelf.idle / 2, self._sweep)
+            asyncio.get_running_loop().call_later(shelf.tick, self._sweep)
         else:
             shelf.parked = True
             if len(shelf):  # shelved between the check and parking
                 shelf.parked = False
-                asyncio.get_running_loop().call_later(shelf.idle / 2, self._sweep)
+                asyncio.get_running_loop().call_later(shelf.tick, self._sweep)
 
     async def _return_all(self, leases: list[Lease[psycopg.AsyncConnection[Any]]]) -> None:
         for lease in leases:

@@ -144,6 +144,19 @@ class PreparedCall:
     """Tables whose cached results a successful run invalidates: ``()`` none, ``None`` the whole scope."""
 
 
+def cache_prefix(identity: SessionIdentity | None, text: str) -> str:
+    """What a cache key holds besides the parameters: the server, database, role and search_path, and the text sent.
+
+    One string rather than a tuple, because a string caches its hash (a hit hashes its key once per call).
+    NUL separates the parts: PostgreSQL names and settings cannot contain it, so no two identities join alike.
+    """
+    if identity is None:
+        return "\x00" * 5 + text
+    return "\x00".join(
+        (identity.server, identity.started, identity.database, identity.role, identity.search_path, text)
+    )
+
+
 def freeze_hints(value: Any) -> Hashable:
     """A hashable stand-in for the hints a caller passed (lists and dicts included)."""
     if isinstance(value, Mapping):
@@ -179,6 +192,9 @@ class CallPreparer:
         self._connect = connect
         self.calls: dict[Hashable, PreparedCall] = {}
         """Prepared calls by (SQL text, frozen hints, has_params); cleared, never replaced."""
+        self.texts: dict[str, PreparedCall] = {}
+        """The prepared calls without hints and with parameters, by SQL text alone: the hot path's lookup
+        (a string caches its hash; a tuple key is built and hashed per call). Cleared with :attr:`calls`."""
         self._lock = threading.Lock()
 
     @property
@@ -205,6 +221,7 @@ class CallPreparer:
             self.hint_plan_active = hint_plan_is_active
             self.views = dict(views or {})
             self.calls.clear()  # prepared calls carry the old scope in their cache keys
+            self.texts.clear()
 
     @property
     def hint_mode(self) -> HintMode:
@@ -232,7 +249,10 @@ class CallPreparer:
             prepared = self.calls
             if len(prepared) >= _MAX_PREPARED:
                 prepared.clear()
+                self.texts.clear()
             prepared[key] = call
+            if index_hints is None and has_params:
+                self.texts[sql] = call
         return call
 
     def __len__(self) -> int:
@@ -298,7 +318,7 @@ class CallPreparer:
             analysis=analysis,
             statement=Statement(text, analysis.fingerprint, analysis.read_only, settings),
             hint_text=hint_text,
-            cache_prefix=(None if identity is None else identity.session_scope, text),
+            cache_prefix=cache_prefix(identity, text),
             version_keys=ResultCache.version_keys(self.scope, self._relations_read(analysis)),
             bypass_reasons=reasons,
             invalidates=invalidates,

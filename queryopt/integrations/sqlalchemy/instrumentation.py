@@ -40,7 +40,13 @@ from queryopt.integrations.sqlalchemy.links import LINK_KEY, AsyncConnectionFaca
 from queryopt.integrations.sqlalchemy.options import OPTION, StatementOptions, statement_options
 from queryopt.integrations.sqlalchemy.statements import lending, lent_connection, opaque_call
 from queryopt.integrations.sqlalchemy.transactions import TransactionHooks, link_of_pooled, pool_info
-from queryopt.optimizer.execution import Connection, ensure_statement_timeout, known_statement_timeout, timeout_ms
+from queryopt.optimizer.execution import (
+    TIMEOUT_ATTRIBUTE,
+    Connection,
+    ensure_statement_timeout,
+    known_statement_timeout,
+    timeout_ms,
+)
 from queryopt.optimizer.frontend import FrontEnd
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.observation import CallObserver, open_recorder
@@ -87,6 +93,7 @@ class Instrumentation(FrontEnd):
         self._owns_recorder = recorder is None and self.settings.recorder.enabled
         self.default_timeout_ms = timeout_ms(self.settings.timeout.statement)
         self._calls_get = self.preparer.calls.get
+        self._texts_get = self.preparer.texts.get
         self._observe = self.observer.observe
         self._stats_observe = self.observer.stats.observe
         self._opaque: dict[str, PreparedCall] = {}
@@ -215,13 +222,13 @@ class Instrumentation(FrontEnd):
         """
         if context is None or context.execution_options.get(OPTION) is not None:
             return self._on_execute(cursor, statement, parameters, context)
-        call = self._calls_get((statement, None, True))
+        call = self._texts_get(statement)
         conn = cursor.connection
         link = getattr(conn, _SYNC_LINK, None)
         if call is None or link is None or link.owner is not self or call.statement.planner_settings:
             return self._on_execute(cursor, statement, parameters, context)
         limit = self.default_timeout_ms
-        if known_statement_timeout(conn) != limit:  # after a statement with its own limit, or a rollback
+        if getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit:  # after a statement with its own limit, or a rollback
             self._set_timeout(link, limit)
         started = _clock()
         try:
