@@ -199,7 +199,7 @@ def column_names(result: PGresult | None, conn: psycopg.BaseConnection[Any]) -> 
     not to key on)."""
     if result is None or not result.nfields:
         return ()
-    raw = tuple([result.fname(index) for index in range(result.nfields)])
+    raw = tuple(map(result.fname, range(result.nfields)))
     names = _DECODED_NAMES.get(raw)
     if names is None:
         encoding = conn.info.encoding

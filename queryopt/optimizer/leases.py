@@ -56,11 +56,13 @@ ConnectionT = TypeVar("ConnectionT", bound=psycopg.BaseConnection[Any])
 class Lease(Generic[ConnectionT]):
     """One connection out of the pool and the cursor that runs its calls."""
 
-    __slots__ = ("conn", "cursor", "idle_since", "until")
+    __slots__ = ("autocommit", "conn", "cursor", "idle_since", "until")
 
     def __init__(self, conn: ConnectionT, cursor: Any, until: float) -> None:
         self.conn = conn
         self.cursor = cursor
+        self.autocommit = conn.autocommit
+        """Read once: nobody else holds the connection while it is leased (a transaction keeps it anyway)."""
         self.until = until
         """``time.perf_counter()`` past which the lease goes back to the pool after its call."""
         self.idle_since = 0.0
@@ -98,7 +100,7 @@ class LeaseShelf(Generic[ConnectionT]):
     def keep(self, lease: Lease[ConnectionT], now: float) -> bool:
         """Shelve ``lease`` after a call started at ``now``; False when it must go back to the pool instead."""
         conn = lease.conn
-        if self._waiting or now >= lease.until or conn.pgconn.transaction_status != _IDLE or not conn.autocommit:
+        if self._waiting or now >= lease.until or not lease.autocommit or conn.pgconn.transaction_status != _IDLE:
             return False
         lease.idle_since = now
         leases = self._leases

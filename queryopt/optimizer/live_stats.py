@@ -94,6 +94,8 @@ class QueryStats:
         self._critical = policy.alert_critical_factor
         self._cooldown = policy.alert_cooldown
         self._windows: OrderedDict[str, _Window] = OrderedDict()
+        self._latest: str | None = None
+        self._latest_window = _Window()
         self._lock = threading.Lock()
         self._callbacks: tuple[Callable[[Alert], None], ...] = ()
 
@@ -101,16 +103,21 @@ class QueryStats:
         """Count one call of ``fingerprint`` that took ``duration`` seconds; may raise an alert."""
         alert = None
         with self._lock:
-            window = self._windows.get(fingerprint)
-            if window is None:
-                if len(self._windows) >= self._max_fingerprints:
-                    window = self._windows.popitem(last=False)[1]
-                    window.reset()  # reuse the evicted window: no allocation on the eviction path
-                else:
-                    window = _Window()
-                self._windows[fingerprint] = window
+            window: _Window | None
+            if fingerprint is self._latest:  # the same query again: already the most recently seen
+                window = self._latest_window
             else:
-                self._windows.move_to_end(fingerprint)
+                window = self._windows.get(fingerprint)
+                if window is None:
+                    if len(self._windows) >= self._max_fingerprints:
+                        window = self._windows.popitem(last=False)[1]
+                        window.reset()  # reuse the evicted window: no allocation on the eviction path
+                    else:
+                        window = _Window()
+                    self._windows[fingerprint] = window
+                else:
+                    self._windows.move_to_end(fingerprint)
+                self._latest, self._latest_window = fingerprint, window
             durations = window.durations
             filled = len(durations)
             if filled >= self._min_samples and duration >= self._min_duration:
