@@ -40,7 +40,7 @@ from queryopt.optimizer.execution import (
 from queryopt.optimizer.leases import AsyncLeases
 from queryopt.result import QueryResult
 
-__all__ = ["AsyncConnection", "AsyncExecutor", "ensure_statement_timeout_async"]
+__all__ = ["AsyncConnection", "AsyncExecutor", "Deadlines", "ensure_statement_timeout_async"]
 
 AsyncConnection = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -54,6 +54,51 @@ async def ensure_statement_timeout_async(conn: AsyncConnection, milliseconds: in
     return True
 
 
+class Deadlines:
+    """Client-side deadlines of the calls in flight on one event loop, checked by one timer for all of them.
+
+    What ``asyncio.timeout`` does per call (a timer scheduled and cancelled), done once per ``tick``: a
+    call past its deadline gets its task cancelled (psycopg then asks the server to cancel the statement,
+    or closes the connection), and :meth:`release` tells the call it was the deadline, not its caller.
+    """
+
+    def __init__(self, *, tick: float = 0.05) -> None:
+        self._tick = tick
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._armed = False
+
+    def watch(self, deadline: float) -> asyncio.Task[Any]:
+        """Guard the current task until :meth:`release`; ``deadline`` is a ``time.perf_counter()`` reading."""
+        task = asyncio.current_task()
+        assert task is not None, "a call awaited outside a task"
+        self._deadlines[task] = deadline
+        if not self._armed:
+            self._armed = True
+            asyncio.get_running_loop().call_later(self._tick, self._check)
+        return task
+
+    def release(self, task: asyncio.Task[Any]) -> bool:
+        """Stop guarding ``task``; True when its deadline cancelled it (and only that: the cancel is undone)."""
+        self._deadlines.pop(task, None)
+        if not self._expired or task not in self._expired:
+            return False
+        self._expired.discard(task)
+        return task.uncancel() == 0  # still cancelled by someone else: their CancelledError goes on
+
+    def _check(self) -> None:
+        now = time.perf_counter()
+        for task, deadline in list(self._deadlines.items()):
+            if deadline <= now:
+                del self._deadlines[task]
+                self._expired.add(task)
+                task.cancel()
+        if self._deadlines:
+            asyncio.get_running_loop().call_later(self._tick, self._check)
+        else:
+            self._armed = False
+
+
 class AsyncExecutor(ExecutionRules):
     """Runs :class:`~queryopt.optimizer.execution.Statement` objects on a psycopg ``AsyncConnectionPool``."""
 
@@ -63,6 +108,7 @@ class AsyncExecutor(ExecutionRules):
         super().__init__(timeouts=timeouts, retry=retry)
         self.pool = pool
         self.leases = AsyncLeases(pool)
+        self.deadlines = Deadlines()
 
     async def configure_connection(self, conn: AsyncConnection) -> None:
         """Pool ``configure`` hook: the default statement timeout, once per connection."""
@@ -94,15 +140,36 @@ class AsyncExecutor(ExecutionRules):
 
     async def _attempt(self, statement: Statement, params: Params, limit: int, started: float) -> QueryResult:
         leases = self.leases
-        lease = await leases.take()
+        shelf = leases.shelf
+        lease = shelf.take() or await leases.take()  # an idle lease costs no await
+        conn = lease.conn
+        cursor = lease.cursor
         try:
-            result = await self._execute_on(lease.conn, lease.cursor, statement, params, limit, started)
+            if limit <= 0 or statement.planner_settings or getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit:
+                result = await self._execute_on(conn, cursor, statement, params, limit, started)
+            else:  # the common call, inline: no coroutine of its own
+                deadlines = self.deadlines
+                task = deadlines.watch(started + limit / 1000 + self.timeouts.network_grace)
+                try:
+                    await cursor.execute(statement.text, params)
+                    columns = column_names(cursor.pgresult, conn)
+                    rows = await cursor.fetchall() if columns else []
+                except asyncio.CancelledError as exc:
+                    if deadlines.release(task):
+                        raise _Stalled("no answer from the server past the client deadline") from exc
+                    raise
+                except BaseException:
+                    deadlines.release(task)
+                    raise
+                deadlines.release(task)
+                result = QueryResult(columns, tuple(rows), cursor.rowcount)
         except BaseException:
             await leases.give_back(lease, started, ok=False)  # a broken connection goes back to the pool, replaced
             raise
         if len(result.rows) > KEEP_RESULT_ROWS:
-            lease.cursor = lease.conn.cursor()  # the old one, and the large result it holds, are dropped
-        await leases.give_back(lease, started)
+            lease.cursor = conn.cursor()  # the old one, and the large result it holds, are dropped
+        if not shelf.keep(lease, started):
+            await leases.give_back(lease, started)
         return result
 
     def connection(self) -> AbstractAsyncContextManager[AsyncConnection]:

@@ -292,7 +292,9 @@ class AsyncOptimizer(FrontEnd):
         except asyncio.CancelledError:
             await self._invalidate(self.failed(plan, started, None, pending))  # cancelled mid-write: assume done
             raise
-        await self._invalidate(self.finished(plan, started, result, pending))
+        tables = self.finished(plan, started, result, pending)
+        if tables != ():  # most calls invalidate nothing: no coroutine for them
+            await self.cache.abump(self.preparer.scope, tables)
         return result
 
     async def _invalidate(self, tables: Tables) -> None:

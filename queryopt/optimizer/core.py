@@ -74,11 +74,12 @@ def cache_key(call: PreparedCall, params: Params) -> Hashable | None:
         return None
     kind = type(params)
     if (kind is list or kind is tuple) and len(params) == 1:  # type: ignore[arg-type]
-        # A primary-key lookup, on every cache hit: canonical_params' own answer, without its call.
+        # A primary-key lookup, on every cache hit: a flat key (one tuple to build and hash), without a call.
+        # Its length (3) keeps it apart from every (prefix, canonical parameters) key.
         value = params[0]  # type: ignore[index]
         value_kind = type(value)
         if value_kind in SCALAR_TYPES:
-            return (call.cache_prefix, (value_kind, value))
+            return (call.cache_prefix, value_kind, value)
     try:
         return (call.cache_prefix, canonical_params(params))
     except UnkeyableParams:
