@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from queryopt.cli import main
-from queryopt.migrate import migrate
+from queryopt.schema import migrate
 
 LITERAL = "private-literal-4711"
 FAST_FP = "00000000000000fa"
