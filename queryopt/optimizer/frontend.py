@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from queryopt.cache import ResultCache
 from queryopt.config import HintMode, Settings
@@ -21,9 +21,13 @@ from queryopt.optimizer.core import CallPlan
 from queryopt.optimizer.execution import pool_connection_kwargs
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.observation import CallObserver, open_recorder
-from queryopt.optimizer.preparation import CallPreparer
+from queryopt.optimizer.preparation import CallPreparer, PreparedCall
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
+from queryopt.telemetry import telemetry_for
+
+if TYPE_CHECKING:
+    from queryopt.telemetry import Telemetry
 
 __all__ = ["FrontEnd", "Pending", "Tables", "require_database"]
 
@@ -51,6 +55,7 @@ class FrontEnd:
     observer: CallObserver
     cache: ResultCache
     _owns_recorder: bool
+    _telemetry: Telemetry | None
 
     def _settle(self, dsn: str | None, settings: Settings | None, cache: ResultCache | None, *, has_pool: bool) -> str:
         """Adopt ``settings`` (else ``QUERYOPT_*``) and ``cache`` (else a new one); the DSN to use ('' with a pool)."""
@@ -85,7 +90,11 @@ class FrontEnd:
             recorder,
             application_name=self.settings.application_name,
             source=source,
+            telemetry=telemetry_for(self.settings),
         )
+        self._telemetry = self.observer.telemetry
+        if self._telemetry is not None:
+            self._telemetry.watch_cache(self.cache)
 
     @property
     def hint_mode(self) -> HintMode:
@@ -127,6 +136,10 @@ class FrontEnd:
         if error is not None:
             self._observe_plan(plan, started, None, error)
         return _invalidation(plan, pending, happened=error is None or error.sqlstate is None)
+
+    def served(self, call: PreparedCall, started: float) -> None:
+        """A call answered from the cache (``started``: ``perf_counter()`` before the lookup): telemetry only."""
+        self.observer.served_from_cache(call, time.perf_counter() - started, self.preparer.identity)
 
     def _observe_plan(self, plan: CallPlan, started: float, rowcount: int | None, error: QueryError | None) -> None:
         self.observer.observe(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final, Protocol
 
 from opentelemetry import metrics, trace
@@ -34,7 +34,7 @@ from queryopt.telemetry.conventions import (
     sqlstate_of,
 )
 
-__all__ = ["DURATION_METRIC", "AlertLike", "HasStats", "Telemetry"]
+__all__ = ["DURATION_METRIC", "AlertLike", "AlertSource", "HasStats", "Telemetry"]
 
 DURATION_METRIC: Final = "db.client.operation.duration"
 CACHE_OUTCOME: Final = "queryopt.cache.outcome"
@@ -59,6 +59,12 @@ class AlertLike(Protocol):
     def duration(self) -> float: ...
     @property
     def baseline(self) -> float: ...
+
+
+class AlertSource(Protocol):
+    """Where alerts come from (``queryopt.QueryStats``)."""
+
+    def on_alert(self, callback: Callable[[AlertLike], None]) -> None: ...
 
 
 class _Watched:
@@ -127,6 +133,8 @@ class Telemetry:
         )
         self._descriptions: dict[str, CallDescription] = {}
         self._namespaces: dict[tuple[str, str], str] = {}
+        self._alert_sources: weakref.WeakValueDictionary[int, AlertSource] = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
 
     @staticmethod
     def _reader(watched: _Watched, key: str) -> _Callback:
@@ -154,6 +162,14 @@ class Telemetry:
     def watch_recorder(self, recorder: HasStats) -> None:
         """Report ``recorder.stats()`` queued, written (``recorded``) and dropped records while it lives."""
         self._recorders.add(recorder)
+
+    def watch_alerts(self, stats: AlertSource) -> None:
+        """Report the alerts of ``stats`` (once, however many front ends share it)."""
+        with self._lock:
+            if self._alert_sources.get(id(stats)) is stats:
+                return
+            self._alert_sources[id(stats)] = stats
+        stats.on_alert(self.record_alert)
 
     def record_call(
         self,

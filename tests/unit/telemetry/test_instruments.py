@@ -8,7 +8,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from queryopt import QueryTimeout
 from queryopt.analysis import analyze
-from tests.unit.telemetry.conftest import Collected
+from tests.telemetry_sdk import Collected
 
 SECRET = "s3cr3t-value-4711"
 
