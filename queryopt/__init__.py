@@ -18,7 +18,16 @@ from queryopt.analysis import (
 from queryopt.async_optimizer import AsyncOptimizer, AsyncTransaction, configure_async, optimize_query_async
 from queryopt.backends.redis import RedisBackend
 from queryopt.cache import ResultCache
-from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
+from queryopt.config import (
+    CachePolicy,
+    HintMode,
+    LimitMode,
+    LimitPolicy,
+    RecorderPolicy,
+    RetryPolicy,
+    Settings,
+    TimeoutPolicy,
+)
 from queryopt.errors import (
     AnalysisError,
     CacheError,
@@ -27,6 +36,7 @@ from queryopt.errors import (
     MigrationError,
     QueryError,
     QueryoptError,
+    QueryRejected,
     QueryTimeout,
     RecorderError,
     ReportError,
@@ -89,12 +99,15 @@ __all__ = [
     "HintSet",
     "JoinHint",
     "Leading",
+    "LimitMode",
+    "LimitPolicy",
     "MigrationError",
     "Optimizer",
     "Parallel",
     "PlaceholderStyle",
     "PlanComparison",
     "QueryError",
+    "QueryRejected",
     "QueryResult",
     "QueryStats",
     "QueryTimeout",
