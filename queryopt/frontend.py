@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from queryopt.cache import ResultCache
 from queryopt.config import HintMode, Settings
 from queryopt.errors import ConfigurationError
+from queryopt.limits import ConcurrencyLimiter
 from queryopt.observation import CallObserver
 from queryopt.preparation import CallPreparer
 from queryopt.recorder import SlowQueryRecorder
@@ -36,6 +37,8 @@ class FrontEnd:
     preparer: CallPreparer
     observer: CallObserver
     cache: ResultCache
+    limiter: ConcurrencyLimiter | None = None
+    """Per-fingerprint concurrency limits (``None``: off)."""
 
     @property
     def hint_mode(self) -> HintMode:
@@ -56,8 +59,15 @@ class FrontEnd:
         """Live per-fingerprint statistics: count, mean, min, max, p95 (seconds) over recent calls."""
         return self.query_stats.summary()
 
+    def limit_summary(self) -> dict[str, dict[str, float]]:
+        """Per fingerprint: its concurrency ``limit`` and ``in_flight`` calls now, and since the start ``waits``
+        (calls that waited for a slot, then ran), ``rejections`` and ``wait_seconds``. Empty when limits are off."""
+        return {} if self.limiter is None else self.limiter.summary()
+
     def _stats_with(self, own: Mapping[str, int]) -> dict[str, int]:
-        """The cache's counters, ``own``, the recorder's (prefixed ``recorder_``) and the prepared calls."""
+        """The cache's counters, ``own``, the limiter's (``limit_…``), the recorder's (``recorder_…``) and the
+        prepared calls."""
         recorder = self.recorder
         recorded = {f"recorder_{k}": v for k, v in recorder.stats().items()} if recorder else {}
-        return {**self.cache.stats(), **own, **recorded, "prepared": len(self.preparer)}
+        limited = self.limiter.stats() if self.limiter is not None else {}
+        return {**self.cache.stats(), **own, **limited, **recorded, "prepared": len(self.preparer)}

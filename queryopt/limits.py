@@ -50,16 +50,21 @@ import functools
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Final
+
+from psycopg_pool import PoolTimeout
 
 from queryopt.config import LimitMode, LimitPolicy
 from queryopt.errors import ConfigurationError, QueryRejected
 
-__all__ = ["ConcurrencyLimiter", "Gate"]
+__all__ = ["ConcurrencyLimiter", "Gate", "open_limiter", "overloaded"]
 
 _SLOT: Final = True
 """What a slot token is: its identity does not matter, only how many there are."""
+_UNKNOWN_POOL_SLOTS: Final = 100
+"""Shared slots when the pool's size is unknown (a pool without a fixed bound)."""
 _MAX_GATES: Final = 10_000
 """Fingerprints tracked; idle ones are forgotten beyond this (their adaptive limit starts afresh)."""
 _DROP_FACTOR: Final = 0.9
@@ -88,6 +93,7 @@ class Gate:
         "issued",
         "long_latency",
         "maximum",
+        "queue",
         "rejections",
         "sample_sum",
         "samples",
@@ -112,6 +118,8 @@ class Gate:
         self.waits = 0
         self.rejections = 0
         self.wait_seconds = 0.0
+        self.queue: deque[_Waiter] = deque()
+        """Calls waiting for a slot, first come first served (changed under the limiter's lock only)."""
 
     @property
     def limit(self) -> int:
@@ -124,17 +132,30 @@ class Gate:
         return self.issued - len(self.free)
 
 
+class _Waiter:
+    """A call waiting in a gate's queue. ``granted``: a finishing call handed it its slots (set under the lock)."""
+
+    __slots__ = ("granted", "notify")
+
+    def __init__(self, notify: Callable[[], None]) -> None:
+        self.granted = False
+        self.notify = notify
+
+
 class ConcurrencyLimiter:
-    """Per-fingerprint slots for the calls of one front end on a pool of ``pool_size`` connections.
+    """Per-fingerprint slots for the calls of one front end on a pool of ``pool_size`` connections
+    (``None``: a pool without a known bound; the shared slots are then 100).
 
     Thread-safe; the same limiter serves threads (:meth:`acquire`) and event loops
     (:meth:`acquire_async`), also both at once. Every acquired :class:`Gate` must be given back with
     :meth:`release` exactly once, in a ``finally``.
     """
 
-    def __init__(self, policy: LimitPolicy, *, pool_size: int) -> None:
+    def __init__(self, policy: LimitPolicy, *, pool_size: int | None) -> None:
         if policy.mode is LimitMode.OFF:
             raise ConfigurationError("LimitPolicy.mode is off: no limiter is needed", setting="mode")
+        if pool_size is None:
+            pool_size = _UNKNOWN_POOL_SLOTS + policy.reserve
         shared = pool_size - policy.reserve
         if shared < 1:
             raise ConfigurationError(
@@ -154,7 +175,8 @@ class ConcurrencyLimiter:
         self._borrowed = 0
         """Reserve slots in use (changed under the lock only)."""
         self._lock = threading.Lock()
-        self._wakers: dict[object, Callable[[], None]] = {}
+        self._waiters: dict[_Waiter, Gate] = {}
+        """Every waiting call (changed under the lock only)."""
         self._rejections = 0
         self._waits = 0
         self._wait_seconds = 0.0
@@ -169,7 +191,10 @@ class ConcurrencyLimiter:
         return gate
 
     def try_acquire(self, gate: Gate) -> bool:
-        """Take a slot of ``gate`` and a shared (or reserve) slot if both are free; never waits."""
+        """Take a slot of ``gate`` and a shared (or reserve) slot if both are free; never waits.
+
+        (It does not look at the gate's queue: :meth:`acquire` does, so new calls do not overtake waiting ones.)
+        """
         try:
             gate.free.pop()
         except IndexError:
@@ -182,24 +207,49 @@ class ConcurrencyLimiter:
 
     def release(self, gate: Gate, duration: float, *, dropped: bool = False) -> None:
         """Give back the slots of a call that took ``duration`` seconds; ``dropped``: it timed out (57014) or
-        found no pooled connection, a sign of overload that shrinks an adaptive limit."""
-        if self._borrowed:
-            self._repay()
-        else:
-            self._shared.append(_SLOT)
-        if not self._adaptive:
-            gate.free.append(_SLOT)
-        else:
+        found no pooled connection, a sign of overload that shrinks an adaptive limit.
+
+        The slots go to the first call waiting at the same gate, if any; otherwise back to their lists.
+        """
+        if self._adaptive:
             # Per call only a running sum (a sample lost to a race between threads is harmless); the limit is
             # recomputed once per window of calls, under the lock, or at once after a timeout.
             gate.sample_sum += duration
             gate.samples += 1
-            if dropped or gate.debt or gate.samples >= gate.window:
+            if dropped or gate.samples >= gate.window:
                 self._settle(gate, dropped)
-            else:
-                gate.free.append(_SLOT)
-        if self._wakers:
-            self._wake_all()
+        if gate.debt or gate.queue:
+            self._give_back(gate)
+            return
+        if self._borrowed:
+            self._repay()
+        else:
+            self._shared.append(_SLOT)
+        gate.free.append(_SLOT)
+        if self._waiters:
+            self._wake_heads()
+
+    def _give_back(self, gate: Gate) -> None:
+        """:meth:`release`'s rare paths: a lowered limit destroys the slot, a waiting call is handed it."""
+        with self._lock:
+            keep = True
+            if gate.debt:
+                gate.debt -= 1
+                gate.issued -= 1
+                keep = False
+            elif gate.queue:
+                waiter = gate.queue.popleft()
+                waiter.granted = True  # both slots change hands: no count moves
+                waiter.notify()
+                return
+        if self._borrowed:
+            self._repay()
+        else:
+            self._shared.append(_SLOT)
+        if keep:
+            gate.free.append(_SLOT)
+        if self._waiters:
+            self._wake_heads()
 
     def _try_reserve(self, gate: Gate) -> bool:
         # The shared slots are all taken: the reserve is for a fingerprint with no other call running.
@@ -241,12 +291,13 @@ class ConcurrencyLimiter:
 
     def _forget_idle_gates(self) -> None:
         for fingerprint, gate in list(self._gates.items()):
-            if gate.in_flight == 0:
+            if gate.in_flight == 0 and not gate.queue:
                 del self._gates[fingerprint]
 
     # -- the adaptive limit ------------------------------------------------------------------------------
 
     def _settle(self, gate: Gate, dropped: bool) -> None:
+        """Recompute the limit after a window of calls or a drop; a lower one leaves debt for releases to pay."""
         with self._lock:
             if dropped:
                 estimate = gate.estimate * _DROP_FACTOR
@@ -254,7 +305,7 @@ class ConcurrencyLimiter:
                 estimate = self._gradient(gate, gate.sample_sum / gate.samples)
                 gate.sample_sum, gate.samples, gate.window_started = 0.0, 0, time.perf_counter()
             else:
-                estimate = gate.estimate
+                return
             gate.estimate = estimate = min(float(gate.maximum), max(1.0, estimate))
             target = int(estimate)
             gate.window = max(_MIN_WINDOW, target)
@@ -264,11 +315,6 @@ class ConcurrencyLimiter:
             elif target < current:
                 gate.debt += current - target
                 self._absorb_debt(gate)
-            if gate.debt:  # this call's own token pays first
-                gate.debt -= 1
-                gate.issued -= 1
-                return
-        gate.free.append(_SLOT)
 
     def _gradient(self, gate: Gate, latency: float) -> float:
         """Gradient2's step for one window whose calls took ``latency`` seconds on average."""
@@ -297,6 +343,8 @@ class ConcurrencyLimiter:
         count -= settled
         gate.issued += count
         gate.free.extend([_SLOT] * count)
+        if count and gate.queue:
+            gate.queue[0].notify()
 
     def _absorb_debt(self, gate: Gate) -> None:
         # Free tokens are destroyed at once; the rest of the debt waits for releases.
@@ -311,26 +359,38 @@ class ConcurrencyLimiter:
     # -- waiting -----------------------------------------------------------------------------------------
 
     def acquire(self, fingerprint: str) -> Gate:
-        """A slot of ``fingerprint`` for a thread: at once when free, else after waiting up to ``max_wait``.
+        """A slot of ``fingerprint`` for a thread: at once when free and nobody waits for one, else after
+        waiting in line up to ``max_wait``.
 
         Raises :class:`~queryopt.QueryRejected` when no slot came free in time.
         """
         gate = self._gates.get(fingerprint)
         if gate is None:
             gate = self._new_gate(fingerprint)
-        if self.try_acquire(gate):
+        if not gate.queue:  # try_acquire, inlined: this is every call's path
+            try:
+                gate.free.pop()
+            except IndexError:
+                return self._wait_blocking(gate)
+            try:
+                self._shared.pop()
+            except IndexError:
+                if self._try_reserve(gate):
+                    return gate
+                return self._wait_blocking(gate)
             return gate
         return self._wait_blocking(gate)
 
     async def acquire_async(self, fingerprint: str) -> Gate:
-        """A slot of ``fingerprint`` for a coroutine: at once when free, else after awaiting up to ``max_wait``.
+        """A slot of ``fingerprint`` for a coroutine: at once when free and nobody waits for one, else after
+        awaiting its turn up to ``max_wait``.
 
         Raises :class:`~queryopt.QueryRejected` when no slot came free in time.
         """
         gate = self._gates.get(fingerprint)
         if gate is None:
             gate = self._new_gate(fingerprint)
-        if self.try_acquire(gate):
+        if not gate.queue and self.try_acquire(gate):
             return gate
         return await self._wait_async(gate)
 
@@ -340,19 +400,25 @@ class ConcurrencyLimiter:
         started = time.perf_counter()
         deadline = started + self._max_wait
         event = threading.Event()
-        self._add_waker(event, event.set)
+        waiter = _Waiter(event.set)
+        self._join(gate, waiter)
+        acquired = False
         try:
-            # Registered before trying again: a release after the failed try is sure to set the event.
-            while not self.try_acquire(gate):
+            # In line before trying: a release after a failed try is sure to notify the first in line.
+            while not waiter.granted:
+                if gate.queue and gate.queue[0] is waiter and self.try_acquire(gate):
+                    acquired = True
+                    break
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
-                    raise self._reject(gate, time.perf_counter() - started)
+                    break
                 event.wait(remaining)
                 event.clear()
-        finally:
-            self._remove_waker(event)
-        self._count_wait(gate, time.perf_counter() - started)
-        return gate
+        except BaseException:
+            if self._leave(gate, waiter):
+                self._give_back(gate)  # handed over just now, to a call that is not going to run
+            raise
+        return self._after_wait(gate, waiter, acquired, started)
 
     async def _wait_async(self, gate: Gate) -> Gate:
         if self._max_wait <= 0:
@@ -360,35 +426,66 @@ class ConcurrencyLimiter:
         started = time.perf_counter()
         deadline = started + self._max_wait
         loop = asyncio.get_running_loop()
-        while True:
-            woken: asyncio.Future[None] = loop.create_future()
-            self._add_waker(woken, functools.partial(_wake_future, loop, woken))
-            try:
-                if self.try_acquire(gate):
+        woken: asyncio.Future[None] = loop.create_future()
+        waiter = _Waiter(functools.partial(_wake_future, loop, woken))
+        self._join(gate, waiter)
+        acquired = False
+        try:
+            while not waiter.granted:
+                if gate.queue and gate.queue[0] is waiter and self.try_acquire(gate):
+                    acquired = True
                     break
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
-                    raise self._reject(gate, time.perf_counter() - started)
+                    break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken, remaining)
-            finally:
-                self._remove_waker(woken)
-        self._count_wait(gate, time.perf_counter() - started)
+                    await asyncio.wait_for(asyncio.shield(woken), remaining)
+                if woken.done():
+                    # A fresh future for the next wait, swapped under the lock that every notification holds:
+                    # one sent before the swap changed what the next try sees.
+                    with self._lock:
+                        woken = loop.create_future()
+                        waiter.notify = functools.partial(_wake_future, loop, woken)
+        except BaseException:
+            if self._leave(gate, waiter):
+                self._give_back(gate)  # handed over just now, to a call that is not going to run
+            raise
+        return self._after_wait(gate, waiter, acquired, started)
+
+    def _after_wait(self, gate: Gate, waiter: _Waiter, acquired: bool, started: float) -> Gate:
+        waited = time.perf_counter() - started
+        granted = self._leave(gate, waiter)
+        if granted and acquired:
+            self._give_back(gate)  # it took slots itself as they were handed over: one pair is spare
+        elif not (granted or acquired):
+            raise self._reject(gate, waited)
+        self._count_wait(gate, waited)
         return gate
 
-    def _add_waker(self, key: object, wake: Callable[[], None]) -> None:
+    def _join(self, gate: Gate, waiter: _Waiter) -> None:
         with self._lock:
-            self._wakers[key] = wake
+            gate.queue.append(waiter)
+            self._waiters[waiter] = gate
 
-    def _remove_waker(self, key: object) -> None:
+    def _leave(self, gate: Gate, waiter: _Waiter) -> bool:
+        """Out of line; True when slots were handed over to it."""
         with self._lock:
-            self._wakers.pop(key, None)
+            self._waiters.pop(waiter, None)
+            if waiter.granted:
+                return True
+            was_first = bool(gate.queue) and gate.queue[0] is waiter
+            with contextlib.suppress(ValueError):
+                gate.queue.remove(waiter)
+            if was_first and gate.queue:
+                gate.queue[0].notify()  # the next in line may find what this one left
+            return False
 
-    def _wake_all(self) -> None:
+    def _wake_heads(self) -> None:
+        # A shared slot came free: the first in line at every gate tries again.
         with self._lock:
-            wakers = list(self._wakers.values())
-        for wake in wakers:
-            wake()
+            for waiter, gate in self._waiters.items():
+                if gate.queue and gate.queue[0] is waiter:
+                    waiter.notify()
 
     def _count_wait(self, gate: Gate, waited: float) -> None:
         with self._lock:
@@ -417,14 +514,14 @@ class ConcurrencyLimiter:
 
     def stats(self) -> dict[str, int]:
         """Totals: ``limit_waits`` (calls that waited, then ran), ``limit_rejections``, ``limit_wait_ms``
-        (all waiting, rejected calls included), ``limit_in_flight`` and ``limit_shared_free`` now."""
+        (all waiting, rejected calls included), ``limit_in_flight`` and ``limit_waiting`` now."""
         with self._lock:
             return {
                 "limit_waits": self._waits,
                 "limit_rejections": self._rejections,
                 "limit_wait_ms": round(self._wait_seconds * 1000),
                 "limit_in_flight": self.shared_slots - len(self._shared) + self._borrowed,
-                "limit_shared_free": len(self._shared),
+                "limit_waiting": len(self._waiters),
             }
 
     def summary(self) -> dict[str, dict[str, float]]:
@@ -441,6 +538,19 @@ class ConcurrencyLimiter:
                 }
                 for gate in gates
             }
+
+
+def open_limiter(policy: LimitPolicy, pool_size: int | None) -> ConcurrencyLimiter | None:
+    """The limiter a front end uses on a pool of ``pool_size`` connections; ``None`` when limits are off."""
+    return None if policy.mode is LimitMode.OFF else ConcurrencyLimiter(policy, pool_size=pool_size)
+
+
+def overloaded(error: BaseException) -> bool:
+    """Whether a failed call is a sign of overload for an adaptive limit: a statement timeout (57014) or
+    no pooled connection in time."""
+    if getattr(error, "sqlstate", None) == "57014":
+        return True
+    return isinstance(error, PoolTimeout) or isinstance(error.__cause__, PoolTimeout)
 
 
 def _wake_future(loop: asyncio.AbstractEventLoop, woken: asyncio.Future[None]) -> None:

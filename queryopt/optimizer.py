@@ -29,10 +29,11 @@ from psycopg_pool import ConnectionPool
 from queryopt.analysis import Analysis, StatementKind
 from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
 from queryopt.config import Settings
-from queryopt.errors import ConfigurationError, QueryError
+from queryopt.errors import ConfigurationError, QueryError, QueryRejected
 from queryopt.execution import Connection, Executor, Params, pool_connection_kwargs, timeout_ms
 from queryopt.frontend import FrontEnd, require_database
 from queryopt.hints import HintRules
+from queryopt.limits import ConcurrencyLimiter, open_limiter, overloaded
 from queryopt.observation import CallObserver, open_recorder
 from queryopt.preparation import CallPreparer, IndexHints, PreparedCall
 from queryopt.recorder import SlowQueryRecorder
@@ -97,6 +98,7 @@ class Optimizer(FrontEnd):
                 open=False,
             )
         self.pool = pool
+        self.limiter = open_limiter(self.settings.limits, pool.max_size)
         self.executor = Executor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
         self.preparer = CallPreparer(self.settings, connect=pool.connection, hint_rules=hint_rules)
         self._calls = self.preparer.calls
@@ -183,6 +185,40 @@ class Optimizer(FrontEnd):
     ) -> QueryResult:
         if call.analysis.kind is StatementKind.UTILITY:
             refuse_session_settings(call)
+        if self.limiter is not None:
+            return self._run_limited(self.limiter, call, params, limit, retries, cache_outcome)
+        return self._run_unlimited(call, params, limit, retries, cache_outcome)
+
+    def _run_limited(
+        self,
+        limiter: ConcurrencyLimiter,
+        call: PreparedCall,
+        params: Params,
+        limit: int | None,
+        retries: int | None,
+        cache_outcome: str,
+    ) -> QueryResult:
+        """:meth:`_run_unlimited` inside a slot of the call's fingerprint, taken before a connection is."""
+        try:
+            gate = limiter.acquire(call.analysis.fingerprint)
+        except QueryRejected as exc:
+            self.observer.rejected(
+                call, exc, identity=self.preparer.identity, params=params, cache_outcome=cache_outcome
+            )
+            raise
+        started = time.perf_counter()
+        dropped = False
+        try:
+            return self._run_unlimited(call, params, limit, retries, cache_outcome)
+        except QueryError as exc:
+            dropped = overloaded(exc)
+            raise
+        finally:
+            limiter.release(gate, time.perf_counter() - started, dropped=dropped)
+
+    def _run_unlimited(
+        self, call: PreparedCall, params: Params, limit: int | None, retries: int | None, cache_outcome: str
+    ) -> QueryResult:
         started = time.perf_counter()
         try:
             result = self.executor.run(call.statement, params, limit_ms=limit, attempts=retries)
@@ -236,7 +272,7 @@ class Optimizer(FrontEnd):
         self.cache.bump(self.preparer.scope, None if table is None else [table])
 
     def stats(self) -> dict[str, int]:
-        """Plain counters of the cache, the executor and the recorder."""
+        """Plain counters of the cache, the executor, the concurrency limits and the recorder."""
         return self._stats_with(self.executor.stats())
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ from psycopg.conninfo import conninfo_to_dict
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential, wait_random
 
 from queryopt.config import RecorderPolicy
-from queryopt.errors import RecorderError
+from queryopt.errors import REJECTED_SQLSTATE, RecorderError
 from queryopt.plans import PlanCapture
 from queryopt.slow_table import BatchResult, SlowQueryTable, new_record_ids, to_row
 
@@ -171,7 +171,9 @@ class SlowQueryRecorder:
     def submit(self, record: SlowQuery) -> bool:
         """Queue a record for writing. Never blocks, never raises.
 
-        Returns ``False`` when the record is not queued: faster than its threshold, sampled out
+        A call rejected by a concurrency limit (``sqlstate`` :data:`~queryopt.errors.REJECTED_SQLSTATE`) is
+        recorded whatever its duration. Returns ``False`` when the record is not queued: faster than its
+        threshold, sampled out
         (``max_per_fingerprint`` reached in this window), queue full, or recorder closed.
         """
         if self._thread is None:  # disabled
@@ -184,7 +186,8 @@ class SlowQueryRecorder:
                 if self._closed:
                     counts["dropped"] += 1
                     return False
-                if record.duration_ms < self._thresholds_ms.get(fingerprint, self._threshold_ms):
+                threshold_ms = self._thresholds_ms.get(fingerprint, self._threshold_ms)
+                if record.duration_ms < threshold_ms and record.sqlstate != REJECTED_SQLSTATE:
                     counts["below_threshold"] += 1
                     return False
                 if window_index != self._window_index or len(self._window_counts) > self._capacity:
