@@ -15,7 +15,7 @@ import threading
 
 from benchmarks._harness import Case, format_seconds, measure, pin, print_table
 from queryopt.config import LimitMode, LimitPolicy
-from queryopt.limits import ConcurrencyLimiter
+from queryopt.optimizer.limits import ConcurrencyLimiter
 
 FINGERPRINT = "0123456789abcdef"
 TARGET = 0.3e-6
