@@ -275,26 +275,9 @@ class AsyncOptimizer(FrontEnd):
             return await self._run(plan)
         return await self.cache.aget_or_execute(plan.key, call.version_keys, lambda: self._run(plan), ttl=ttl)
 
-    async def _run(self, plan: CallPlan, tx: AsyncTransaction | None = None) -> QueryResult:
-        limiter = self.limiter
-        if limiter is None or tx is not None:  # a transaction already holds its connection
-            return await self._run_now(plan, tx)
-        try:
-            gate = await limiter.acquire_async(plan.call.analysis.fingerprint)  # before a connection is taken
-        except QueryRejected as exc:
-            self.rejected(plan, exc)
-            raise
-        started = time.perf_counter()
-        dropped = False
-        try:
-            return await self._run_now(plan, None)
-        except QueryError as exc:
-            dropped = overloaded(exc)
-            raise
-        finally:
-            limiter.release(gate, time.perf_counter() - started, dropped=dropped)
-
-    async def _run_now(self, plan: CallPlan, tx: AsyncTransaction | None) -> QueryResult:
+    async def _run(self, plan: CallPlan, tx: AsyncTransaction | None = None, *, admitted: bool = False) -> QueryResult:
+        if tx is None and not admitted and self.limiter is not None:
+            return await self._run_limited(plan)
         pending: Pending | None = None
         started = time.perf_counter()
         try:
@@ -313,6 +296,26 @@ class AsyncOptimizer(FrontEnd):
             raise
         await self._invalidate(self.finished(plan, started, result, pending))
         return result
+
+    async def _run_limited(self, plan: CallPlan) -> QueryResult:
+        """:meth:`_run` inside a slot of the call's fingerprint, taken before a connection is (a transaction,
+        which holds its connection already, is not limited)."""
+        limiter = self.limiter
+        assert limiter is not None
+        try:
+            gate = await limiter.acquire_async(plan.call.analysis.fingerprint)
+        except QueryRejected as exc:
+            self.rejected(plan, exc)
+            raise
+        started = time.perf_counter()
+        dropped = False
+        try:
+            return await self._run(plan, admitted=True)
+        except QueryError as exc:
+            dropped = overloaded(exc)
+            raise
+        finally:
+            limiter.release(gate, time.perf_counter() - started, dropped=dropped)
 
     async def _invalidate(self, tables: Tables) -> None:
         if tables != ():

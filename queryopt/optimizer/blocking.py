@@ -138,26 +138,9 @@ class Optimizer(FrontEnd):
             return self._run(plan)
         return self.cache.get_or_execute(plan.key, call.version_keys, lambda: self._run(plan), ttl=ttl)
 
-    def _run(self, plan: CallPlan, tx: Transaction | None = None) -> QueryResult:
-        limiter = self.limiter
-        if limiter is None or tx is not None:  # a transaction already holds its connection
-            return self._run_now(plan, tx)
-        try:
-            gate = limiter.acquire(plan.call.analysis.fingerprint)  # before a connection is taken
-        except QueryRejected as exc:
-            self.rejected(plan, exc)
-            raise
-        started = time.perf_counter()
-        dropped = False
-        try:
-            return self._run_now(plan, None)
-        except QueryError as exc:
-            dropped = overloaded(exc)
-            raise
-        finally:
-            limiter.release(gate, time.perf_counter() - started, dropped=dropped)
-
-    def _run_now(self, plan: CallPlan, tx: Transaction | None) -> QueryResult:
+    def _run(self, plan: CallPlan, tx: Transaction | None = None, *, admitted: bool = False) -> QueryResult:
+        if tx is None and not admitted and self.limiter is not None:
+            return self._run_limited(plan)
         pending: Pending | None = None
         started = time.perf_counter()
         try:
@@ -173,6 +156,26 @@ class Optimizer(FrontEnd):
             raise
         self._invalidate(self.finished(plan, started, result, pending))
         return result
+
+    def _run_limited(self, plan: CallPlan) -> QueryResult:
+        """:meth:`_run` inside a slot of the call's fingerprint, taken before a connection is (a transaction,
+        which holds its connection already, is not limited)."""
+        limiter = self.limiter
+        assert limiter is not None
+        try:
+            gate = limiter.acquire(plan.call.analysis.fingerprint)
+        except QueryRejected as exc:
+            self.rejected(plan, exc)
+            raise
+        started = time.perf_counter()
+        dropped = False
+        try:
+            return self._run(plan, admitted=True)
+        except QueryError as exc:
+            dropped = overloaded(exc)
+            raise
+        finally:
+            limiter.release(gate, time.perf_counter() - started, dropped=dropped)
 
     def _invalidate(self, tables: Tables) -> None:
         if tables != ():

@@ -8,6 +8,8 @@ keep their speed and the slow calls beyond the limit are rejected or wait within
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import threading
 import time
@@ -18,7 +20,19 @@ from typing import Any
 import psycopg
 import pytest
 
-from queryopt import Optimizer, QueryRejected, Settings
+from queryopt import (
+    AsyncOptimizer,
+    LimitMode,
+    LimitPolicy,
+    Optimizer,
+    QueryRejected,
+    RecorderPolicy,
+    ReportFormat,
+    Settings,
+)
+from queryopt.errors import REJECTED_SQLSTATE
+from queryopt.report import render, report
+from queryopt.schema.migrator import migrate
 
 SLOW_SQL = "SELECT pg_sleep(0.5)"
 LOOKUP_SQL = "SELECT balance FROM accounts WHERE id = %s"
@@ -144,3 +158,124 @@ def test_a_static_limit_keeps_the_lookups_fast(accounts: str) -> None:
 def test_an_adaptive_limit_keeps_the_lookups_fast_with_no_number_given(accounts: str) -> None:
     storm = run_storm(accounts, {"QUERYOPT_FINGERPRINT_CONCURRENCY": "adaptive"})
     check_shed(storm, most_at_once=POOL_SIZE - 2)  # the default reserve stays free
+
+
+# -- what counts against a limit, and what a rejection leaves behind ----------------------------------------
+
+HEAVY_SQL = "SELECT count(*) FROM accounts a CROSS JOIN accounts b CROSS JOIN accounts c WHERE c.id <= %s"
+"""A cacheable read that takes a while (some 100 ms): 1000 x 1000 x n rows."""
+
+
+def one_at_a_time(dsn: str, **limits: Any) -> Optimizer:
+    policy = LimitPolicy(LimitMode.STATIC, concurrency=1, max_wait=0.0, **limits)
+    return Optimizer(settings=Settings(dsn=dsn, recorder=RecorderPolicy(enabled=False), limits=policy))
+
+
+def test_cache_hits_and_transactions_take_no_slot(accounts: str) -> None:
+    with one_at_a_time(accounts) as optimizer:
+        assert optimizer.query(LOOKUP_SQL, [1], use_cache=True) == [(10,)]
+        fingerprint = optimizer.prepare(LOOKUP_SQL).analysis.fingerprint
+        assert optimizer.limiter is not None
+        held = optimizer.limiter.acquire(fingerprint)  # a call of the same shape is running
+        try:
+            assert optimizer.query(LOOKUP_SQL, [1], use_cache=True) == [(10,)]  # a hit: no slot needed
+            with pytest.raises(QueryRejected) as info:
+                optimizer.query(LOOKUP_SQL, [2], use_cache=True)  # a miss runs: it needs a slot
+            assert (info.value.fingerprint, info.value.limit, info.value.waited) == (fingerprint, 1, 0.0)
+            with optimizer.transaction() as tx:  # holds its connection already: not limited
+                assert tx.query(LOOKUP_SQL, [3]) == [(30,)]
+        finally:
+            optimizer.limiter.release(held, 0.001)
+        assert optimizer.query(LOOKUP_SQL, [2]) == [(20,)]
+        stats = optimizer.stats()
+        assert (stats["limit_rejections"], stats["limit_in_flight"], stats["hits"]) == (1, 0, 1)
+        assert optimizer.limit_summary()[fingerprint]["rejections"] == 1
+
+
+def test_single_flight_followers_wait_on_the_leader_not_on_a_slot(accounts: str) -> None:
+    with one_at_a_time(accounts) as optimizer:
+        optimizer.prepare(HEAVY_SQL)
+        start = threading.Barrier(6)
+        results: list[object] = []
+
+        def call() -> None:
+            start.wait()
+            try:
+                results.append(optimizer.query(HEAVY_SQL, [4], use_cache=True))
+            except QueryRejected as exc:
+                results.append(exc)
+
+        threads = [threading.Thread(target=call) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert results == [[(4_000_000,)]] * 6  # nobody was rejected
+        stats = optimizer.stats()
+        assert stats["singleflight_joins"] >= 1  # the others joined the leader's run...
+        assert stats["limit_rejections"] == 0  # ...instead of asking for the one slot
+
+
+def test_a_rejection_is_recorded_and_reported_apart_from_the_calls_that_ran(accounts: str) -> None:
+    migrate(accounts)
+    slow = "SELECT pg_sleep(0.15)"
+    settings = Settings(
+        dsn=accounts,
+        recorder=RecorderPolicy(threshold=0.1, flush_interval=0.05),
+        limits=LimitPolicy(LimitMode.STATIC, concurrency=1, max_wait=0.05),
+    )
+    with Optimizer(settings=settings) as optimizer:
+        optimizer.execute(slow)
+        fingerprint = optimizer.prepare(slow).analysis.fingerprint
+        assert optimizer.limiter is not None
+        held = optimizer.limiter.acquire(fingerprint)
+        with pytest.raises(QueryRejected):
+            optimizer.execute(slow)
+        optimizer.limiter.release(held, 0.15)
+    with psycopg.connect(accounts) as conn:
+        rows = conn.execute(
+            "SELECT sqlstate, duration_ms FROM queryopt.slow_queries WHERE fingerprint = %s ORDER BY started_at",
+            [fingerprint],
+        ).fetchall()
+    assert [state for state, _ in rows] == [None, REJECTED_SQLSTATE]
+    assert 50 <= rows[1][1] < 1000  # the rejected call's wait
+    found = report(accounts, fingerprint=fingerprint)
+    (query,) = found.queries
+    assert (query.calls, query.rejections, query.errors) == (1, 1, 0)
+    assert query.min_ms >= 150  # the 50 ms wait is in no duration figure
+    assert found.summary.calls == 1
+    assert json.loads(render(found, ReportFormat.JSON))["queries"][0]["rejections"] == 1
+    assert "rejected by its concurrency limit" in " ".join(render(found, ReportFormat.TABLE).split())
+    assert "| rejected |" in render(found, ReportFormat.MARKDOWN)
+
+
+def test_the_async_optimizer_sheds_and_waits_in_line(accounts: str) -> None:
+    async def scenario(max_wait: float) -> tuple[list[object], dict[str, int]]:
+        settings = Settings(
+            dsn=accounts,
+            recorder=RecorderPolicy(enabled=False),
+            limits=LimitPolicy(LimitMode.STATIC, concurrency=2, max_wait=max_wait),
+        )
+        async with AsyncOptimizer(settings=settings, analysis_processes=0) as optimizer:
+            await optimizer.execute(LOOKUP_SQL, [1])
+
+            async def slow() -> object:
+                try:
+                    return await optimizer.query("SELECT pg_sleep(0.2)")
+                except QueryRejected as exc:
+                    return exc
+
+            calls = [asyncio.create_task(slow()) for _ in range(6)]
+            await asyncio.sleep(0.05)
+            started = time.perf_counter()
+            assert await optimizer.query(LOOKUP_SQL, [7]) == [(70,)]  # another shape is not held up
+            assert time.perf_counter() - started < 0.15
+            results = list(await asyncio.gather(*calls))
+            return results, optimizer.stats()
+
+    shed, stats = asyncio.run(scenario(0.05))
+    assert sum(isinstance(result, QueryRejected) for result in shed) == 4
+    assert stats["limit_rejections"] == 4
+    waited, stats = asyncio.run(scenario(2.0))
+    assert not any(isinstance(result, QueryRejected) for result in waited)
+    assert (stats["limit_waits"], stats["limit_in_flight"], stats["limit_waiting"]) == (4, 0, 0)
