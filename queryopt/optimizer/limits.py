@@ -27,8 +27,10 @@ One core serves both drivers. Acquiring a free slot never blocks and takes no lo
 in lists, and ``list.pop``/``list.append`` are atomic in CPython, so the fast path is two pops and the
 release two appends. Only the slow paths take the lock: waiting (:meth:`ConcurrencyLimiter.acquire`
 blocks a thread on an event, :meth:`ConcurrencyLimiter.acquire_async` awaits a future), rejecting,
-changing an adaptive limit. A release wakes every waiter when there are any; each tries again (no FIFO
-order among waiters).
+changing an adaptive limit. Waiting calls stand in line per fingerprint, first come first served: a
+finishing call hands its slots straight to the first in line, and a new call queues behind the line
+instead of overtaking it (else a thread that just finished would take its slot back at once, before any
+waiter woke). When a shared slot comes free, the first in line at every fingerprint tries again.
 
 >>> from queryopt.config import LimitMode, LimitPolicy
 >>> limiter = ConcurrencyLimiter(LimitPolicy(LimitMode.STATIC, concurrency=2, max_wait=0), pool_size=10)

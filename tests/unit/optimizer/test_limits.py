@@ -9,10 +9,11 @@ import threading
 import time
 
 import pytest
+from psycopg_pool import PoolTimeout
 
 from queryopt.config import LimitMode, LimitPolicy, Settings
-from queryopt.errors import ConfigurationError, QueryoptError, QueryRejected
-from queryopt.optimizer.limits import ConcurrencyLimiter
+from queryopt.errors import ConfigurationError, QueryError, QueryoptError, QueryRejected, QueryTimeout
+from queryopt.optimizer.limits import ConcurrencyLimiter, open_limiter, overloaded
 
 SLOW = "00000000000000aa"
 FAST = "00000000000000bb"
@@ -381,3 +382,23 @@ def test_bad_limit_variables_name_the_variable(variable: str, value: str) -> Non
     with pytest.raises(ConfigurationError, match=variable) as info:
         Settings.from_env({variable: value})
     assert info.value.setting == variable
+
+
+def test_limits_off_mean_no_limiter_and_an_unknown_pool_size_means_a_hundred_shared_slots() -> None:
+    assert open_limiter(LimitPolicy(), 10) is None
+    limiter = open_limiter(LimitPolicy(LimitMode.ADAPTIVE), None)
+    assert limiter is not None
+    assert limiter.shared_slots == 100
+    assert limiter.summary() == {}
+    limiter.release(limiter.acquire(SLOW), 0.01)
+    assert limiter.summary()[SLOW]["limit"] == 50
+
+
+def test_timeouts_and_pool_timeouts_are_signs_of_overload_other_errors_are_not() -> None:
+    assert overloaded(QueryTimeout("too slow", fingerprint=SLOW, limit=1.0, elapsed=1.0))
+    assert overloaded(QueryError("canceled", sqlstate="57014"))
+    no_connection = QueryError("no connection")
+    no_connection.__cause__ = PoolTimeout("couldn't get a connection after 10.00 sec")  # as `raise … from` sets it
+    assert overloaded(no_connection)
+    assert not overloaded(QueryError("duplicate key", sqlstate="23505"))
+    assert not overloaded(ValueError("not a query error"))
