@@ -26,9 +26,11 @@ from queryopt import (
     LimitPolicy,
     Optimizer,
     QueryRejected,
+    QueryTimeout,
     RecorderPolicy,
     ReportFormat,
     Settings,
+    TimeoutPolicy,
 )
 from queryopt.errors import REJECTED_SQLSTATE
 from queryopt.report import render, report
@@ -279,3 +281,20 @@ def test_the_async_optimizer_sheds_and_waits_in_line(accounts: str) -> None:
     waited, stats = asyncio.run(scenario(2.0))
     assert not any(isinstance(result, QueryRejected) for result in waited)
     assert (stats["limit_waits"], stats["limit_in_flight"], stats["limit_waiting"]) == (4, 0, 0)
+
+
+def test_statement_timeouts_shrink_an_adaptive_limit(accounts: str) -> None:
+    settings = Settings(
+        dsn=accounts,
+        timeout=TimeoutPolicy(statement=0.05),
+        recorder=RecorderPolicy(enabled=False),
+        limits=LimitPolicy(LimitMode.ADAPTIVE, max_wait=0.0),
+    )
+    with Optimizer(settings=settings, max_size=10) as optimizer:
+        fingerprint = optimizer.prepare(SLOW_SQL).analysis.fingerprint
+        for _ in range(6):
+            with pytest.raises(QueryTimeout):  # 57014: cancelled by the server
+                optimizer.execute(SLOW_SQL)
+        assert optimizer.limit_summary()[fingerprint]["limit"] == 2  # 4 x 0.9^6 = 2.1: shed sooner now
+        assert optimizer.query(LOOKUP_SQL, [5]) == [(50,)]
+        assert optimizer.limit_summary()[optimizer.prepare(LOOKUP_SQL).analysis.fingerprint]["limit"] == 4
