@@ -76,7 +76,7 @@ _MIN_WINDOW: Final = 32
 _LONG_WINDOWS: Final = 60
 """Windows the long-term latency average spans."""
 _SMOOTHING: Final = 0.2
-"""Share of a newly computed adaptive limit taken at each call."""
+"""Share of a newly computed adaptive limit taken at each window (the rest is the old limit)."""
 
 
 class Gate:
