@@ -32,6 +32,7 @@ TOPICS = (
     "analysis",
     "recorder",
     "report",
+    "limits",
     "telemetry",
 )
 TITLES = {
@@ -43,6 +44,7 @@ TITLES = {
     "analysis": "SQL analysis: LRU hit, miss, bare sqlglot parse",
     "recorder": "slow-query recorder: enqueue cost and sustained rows/s",
     "report": "report over 1,000,000 slow-query rows",
+    "limits": "per-fingerprint limiter: cost per call with a free slot",
     "telemetry": "telemetry: optimize_query with QUERYOPT_TELEMETRY off and on vs raw psycopg",
 }
 

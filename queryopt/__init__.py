@@ -26,7 +26,16 @@ if TYPE_CHECKING:
     )
     from queryopt.cache import ResultCache
     from queryopt.cache.backends.redis import RedisBackend
-    from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
+    from queryopt.config import (
+        CachePolicy,
+        HintMode,
+        LimitMode,
+        LimitPolicy,
+        RecorderPolicy,
+        RetryPolicy,
+        Settings,
+        TimeoutPolicy,
+    )
     from queryopt.errors import (
         AnalysisError,
         CacheError,
@@ -35,6 +44,7 @@ if TYPE_CHECKING:
         MigrationError,
         QueryError,
         QueryoptError,
+        QueryRejected,
         QueryTimeout,
         RecorderError,
         ReportError,
@@ -90,12 +100,15 @@ _EXPORTS: Final[dict[str, str]] = {
     "HintSet": "queryopt.hints",
     "JoinHint": "queryopt.hints",
     "Leading": "queryopt.hints",
+    "LimitMode": "queryopt.config",
+    "LimitPolicy": "queryopt.config",
     "MigrationError": "queryopt.errors",
     "Optimizer": "queryopt.optimizer",
     "Parallel": "queryopt.hints",
     "PlaceholderStyle": "queryopt.analysis",
     "PlanComparison": "queryopt.hints",
     "QueryError": "queryopt.errors",
+    "QueryRejected": "queryopt.errors",
     "QueryResult": "queryopt.result",
     "QueryStats": "queryopt.optimizer",
     "QueryTimeout": "queryopt.errors",
@@ -165,12 +178,15 @@ __all__ = [
     "HintSet",
     "JoinHint",
     "Leading",
+    "LimitMode",
+    "LimitPolicy",
     "MigrationError",
     "Optimizer",
     "Parallel",
     "PlaceholderStyle",
     "PlanComparison",
     "QueryError",
+    "QueryRejected",
     "QueryResult",
     "QueryStats",
     "QueryTimeout",

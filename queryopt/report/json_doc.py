@@ -82,6 +82,7 @@ def _query(rank: int, q: FingerprintReport) -> dict[str, Any]:
         "share": q.share,
         "timeouts": q.timeouts,
         "errors": q.errors,
+        "rejections": q.rejections,
         "first_seen": _time(q.first_seen),
         "last_seen": _time(q.last_seen),
         "hints": _counts(q.hints),

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Final
 
 from queryopt.analysis import Analysis, StatementKind, TableRef
-from queryopt.errors import QueryTimeout
+from queryopt.errors import QueryRejected, QueryTimeout
 
 __all__ = [
     "COLLECTION",
@@ -159,7 +159,12 @@ def namespace(database: str, search_path: str) -> str:
 
 
 def sqlstate_of(error: BaseException) -> str | None:
-    """PostgreSQL's SQLSTATE of ``error`` (or of the driver error it wraps), when it has one."""
+    """PostgreSQL's SQLSTATE of ``error`` (or of the driver error it wraps), when it has one.
+
+    A call a concurrency limit turned away never reached the server: no SQLSTATE, whatever marker it carries.
+    """
+    if isinstance(error, QueryRejected):
+        return None
     for candidate in (error, error.__cause__, getattr(error, "orig", None)):
         code = getattr(candidate, "sqlstate", None)
         if isinstance(code, str) and code:

@@ -11,7 +11,16 @@ from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from queryopt import AsyncOptimizer, Optimizer, QueryTimeout, RecorderPolicy, Settings
+from queryopt import (
+    AsyncOptimizer,
+    LimitMode,
+    LimitPolicy,
+    Optimizer,
+    QueryRejected,
+    QueryTimeout,
+    RecorderPolicy,
+    Settings,
+)
 from queryopt.integrations.sqlalchemy import instrument, uninstrument
 from queryopt.schema import migrate
 from tests.telemetry_sdk import Collected
@@ -157,3 +166,22 @@ def test_recorder_counters_and_alerts(dsn: str, items: str, collected: Collected
     assert values["queryopt.alerts"] == [1]
     (alert,) = collected.points("queryopt.alerts")
     assert alert.attributes["queryopt.alert.severity"] == "critical"
+
+
+def test_a_rejected_call_is_reported_without_a_database_status(dsn: str, items: str, collected: Collected) -> None:
+    limits = LimitPolicy(LimitMode.STATIC, concurrency=1, max_wait=0.0)
+    settings = Settings(telemetry=True, recorder=RecorderPolicy(enabled=False), limits=limits)
+    with Optimizer(dsn, settings=settings) as db:
+        assert db.limiter is not None
+        held = db.limiter.acquire(db.prepare(LOOKUP).analysis.fingerprint)  # a call of the same shape is running
+        try:
+            with pytest.raises(QueryRejected):
+                db.query(LOOKUP, [SECRET])
+        finally:
+            db.limiter.release(held, 0.001)
+    (point,) = collected.histogram_points()
+    assert point.attributes is not None
+    assert point.attributes["error.type"] == "queryopt.QueryRejected"
+    assert "db.response.status_code" not in point.attributes  # the server never saw it
+    (span,) = collected.spans()
+    assert span.status.status_code is StatusCode.ERROR
