@@ -13,6 +13,7 @@ catches everything queryopt itself decides to raise::
      ├── RecorderError           the slow-query recorder cannot be set up
      ├── MigrationError          queryopt's own schema cannot be created or checked
      ├── ReportError             a report cannot be produced (no table, bad window, …)
+     ├── AdvisorError            index advice cannot be produced (no HypoPG, no slow-query table, …)
      └── ServerError             an embedded PostgreSQL cannot be found, started or stopped
 
 Errors carry their context as attributes (``sql``, ``fingerprint``, ``sqlstate``,
@@ -25,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AdvisorError",
     "AnalysisError",
     "CacheError",
     "ConfigurationError",
@@ -163,6 +165,12 @@ class MigrationError(QueryoptError):
 
 class ReportError(QueryoptError):
     """A report cannot be produced; the message says why in one line."""
+
+    __module__ = "queryopt"
+
+
+class AdvisorError(QueryoptError):
+    """Index advice cannot be produced or applied; the message says why and what to do, in one line."""
 
     __module__ = "queryopt"
 

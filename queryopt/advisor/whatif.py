@@ -1,0 +1,173 @@
+"""Planning "what if this index existed": HypoPG hypothetical indexes and generic plans.
+
+HypoPG's indexes live in the memory of one backend and are seen by that
+backend's planner only: nothing is written, nothing locked, nobody else
+affected. Every statement is planned, never executed (plain ``EXPLAIN``), in a
+read-only session.
+
+A statement with placeholders is planned as a generic plan: on PostgreSQL 16+
+``EXPLAIN (GENERIC_PLAN)``; before, ``PREPARE`` then ``EXPLAIN EXECUTE`` with
+``plan_cache_mode = force_generic_plan``, prepared afresh for each costing
+because a cached generic plan does not notice a hypothetical index created
+after it. With recorded parameter values the statement is planned for them
+(a custom plan) instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from queryopt.advisor.candidates import IndexCandidate
+from queryopt.errors import AdvisorError
+
+__all__ = [
+    "HypotheticalIndex",
+    "Plan",
+    "PlannedStatement",
+    "WhatIf",
+    "check_hypopg",
+    "hypopg_installed",
+    "index_statement",
+]
+
+PLANNING_TIMEOUT_MS = 10_000
+_names = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStatement:
+    """A statement as the advisor plans it: ``$n`` text, parameter count, recorded values if any."""
+
+    text: str
+    parameters: int
+    values: tuple[object, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HypotheticalIndex:
+    oid: int
+    name: str
+    """HypoPG's name, ``<oid>btree_table_col``: how plans refer to it."""
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    cost: float
+    indexes: frozenset[str]
+    """Names of every index the plan reads."""
+
+
+def check_hypopg(conn: psycopg.Connection[Any]) -> None:
+    """Raise :class:`AdvisorError` with what to do when HypoPG is not usable in this database."""
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'").fetchone():
+        return
+    major = conn.info.server_version // 10000
+    if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'").fetchone():
+        raise AdvisorError(
+            "HypoPG is installed on the server but not in this database: "
+            "run CREATE EXTENSION hypopg (once, as its owner)"
+        )
+    raise AdvisorError(
+        f"index advice needs the HypoPG extension: install postgresql-{major}-hypopg (Debian/Ubuntu) "
+        "or hypopg from your distribution, then run CREATE EXTENSION hypopg"
+    )
+
+
+def index_statement(
+    candidate: IndexCandidate, schema: str, table: str, *, name: str | None = None, concurrently: bool = False
+) -> sql.Composed:
+    """``CREATE INDEX [CONCURRENTLY] [name] ON schema.table (cols)``, every identifier quoted."""
+    keys = sql.SQL(", ").join(
+        sql.SQL("{} DESC").format(sql.Identifier(column)) if descending else sql.Identifier(column)
+        for column, descending in zip(candidate.columns, candidate.descending, strict=True)
+    )
+    return sql.SQL("CREATE INDEX {concurrently}{name}ON {table} ({keys})").format(
+        concurrently=sql.SQL("CONCURRENTLY " if concurrently else ""),
+        name=sql.SQL("{} ").format(sql.Identifier(name)) if name else sql.SQL(""),
+        table=sql.Identifier(schema, table),
+        keys=keys,
+    )
+
+
+def _index_names(node: dict[str, Any]) -> Iterator[str]:
+    name = node.get("Index Name")
+    if isinstance(name, str):
+        yield name
+    for child in node.get("Plans", ()):
+        yield from _index_names(child)
+
+
+class WhatIf:
+    """One read-only planning session with HypoPG on ``conn`` (autocommit; the session is the advisor's own)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._generic_explain = conn.info.server_version >= 160000
+        conn.execute("SET default_transaction_read_only = on")
+        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(PLANNING_TIMEOUT_MS)))
+        conn.execute("SELECT hypopg_reset()")
+        self.plans = 0
+        """How many statements were planned (for the benchmark and the curious)."""
+
+    def create(self, candidate: IndexCandidate, schema: str, table: str) -> HypotheticalIndex:
+        statement = index_statement(candidate, schema, table).as_string(self._conn)
+        row = self._conn.execute("SELECT indexrelid, indexname FROM hypopg_create_index(%s)", [statement]).fetchone()
+        if row is None:
+            raise AdvisorError(f"HypoPG did not create a hypothetical index for {statement}")
+        oid, name = int(row[0]), str(row[1])
+        size = self._conn.execute("SELECT hypopg_relation_size(%s)", [oid]).fetchone()
+        return HypotheticalIndex(oid, name, int(size[0]) if size is not None and size[0] is not None else 0)
+
+    def drop(self, index: HypotheticalIndex) -> None:
+        self._conn.execute("SELECT hypopg_drop_index(%s)", [index.oid])
+
+    def reset(self) -> None:
+        self._conn.execute("SELECT hypopg_reset()")
+
+    def plan(self, statement: PlannedStatement) -> Plan:
+        """The planner's estimate for ``statement`` with the indexes (real and hypothetical) that exist now."""
+        self.plans += 1
+        if statement.parameters == 0:
+            document = self._explain(sql.SQL("EXPLAIN (FORMAT JSON) ") + sql.SQL(statement.text))
+        elif statement.values is None and self._generic_explain:
+            document = self._explain(sql.SQL("EXPLAIN (GENERIC_PLAN, FORMAT JSON) ") + sql.SQL(statement.text))
+        else:
+            document = self._explain_prepared(statement)
+        root = document[0]["Plan"]
+        return Plan(float(root["Total Cost"]), frozenset(_index_names(root)))
+
+    def _explain(self, query: sql.Composed) -> Any:
+        row = self._conn.execute(query).fetchone()
+        if row is None:
+            raise AdvisorError("EXPLAIN returned no plan")
+        value = row[0]
+        return json.loads(value) if isinstance(value, str) else value
+
+    def _explain_prepared(self, statement: PlannedStatement) -> Any:
+        name = sql.Identifier(f"queryopt_advise_{next(_names)}")
+        mode = "force_generic_plan" if statement.values is None else "force_custom_plan"
+        values: Sequence[object] = statement.values if statement.values is not None else [None] * statement.parameters
+        self._conn.execute(sql.SQL("PREPARE {} AS ").format(name) + sql.SQL(statement.text))
+        try:
+            self._conn.execute(sql.SQL("SET plan_cache_mode = {}").format(sql.Literal(mode)))
+            arguments = sql.SQL(", ").join(sql.Literal(value) for value in values)
+            return self._explain(sql.SQL("EXPLAIN (FORMAT JSON) EXECUTE {} ({})").format(name, arguments))
+        finally:
+            self._conn.execute(sql.SQL("DEALLOCATE {}").format(name))
+
+
+def hypopg_installed(dsn: str) -> bool:
+    """True when the database at ``dsn`` has the HypoPG extension (False when unreachable)."""
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'").fetchone() is not None
+    except psycopg.Error:
+        return False
