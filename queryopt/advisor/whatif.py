@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from psycopg import sql
 
 from queryopt.advisor.candidates import IndexCandidate
 from queryopt.errors import AdvisorError
+from queryopt.hints.identifiers import RESERVED_KEYWORDS
 
 __all__ = [
     "HypotheticalIndex",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 PLANNING_TIMEOUT_MS = 10_000
+_SIMPLE = re.compile(r"[a-z_][a-z0-9_]*")
 _names = itertools.count(1)
 
 
@@ -81,18 +84,32 @@ def check_hypopg(conn: psycopg.Connection[Any]) -> None:
     )
 
 
+def _name(identifier: str) -> sql.Composable:
+    """Bare when PostgreSQL would read it back unchanged (readable DDL), else quoted by psycopg."""
+    if _SIMPLE.fullmatch(identifier) and identifier not in RESERVED_KEYWORDS:
+        return sql.SQL(identifier)
+    return sql.Identifier(identifier)
+
+
 def index_statement(
     candidate: IndexCandidate, schema: str, table: str, *, name: str | None = None, concurrently: bool = False
 ) -> sql.Composed:
-    """``CREATE INDEX [CONCURRENTLY] [name] ON schema.table (cols)``, every identifier quoted."""
+    """``CREATE INDEX [CONCURRENTLY] [name] ON schema.table (cols)``, identifiers quoted where they need it.
+
+    >>> from queryopt.advisor.candidates import IndexCandidate
+    >>> c = IndexCandidate((None, "Order"), ("user", "created_at"), (False, True))
+    >>> index_statement(c, "public", "Order", name="order_idx", concurrently=True).as_string()
+    'CREATE INDEX CONCURRENTLY order_idx ON public."Order" ("user", created_at DESC)'
+    """
     keys = sql.SQL(", ").join(
-        sql.SQL("{} DESC").format(sql.Identifier(column)) if descending else sql.Identifier(column)
+        sql.SQL("{} DESC").format(_name(column)) if descending else _name(column)
         for column, descending in zip(candidate.columns, candidate.descending, strict=True)
     )
-    return sql.SQL("CREATE INDEX {concurrently}{name}ON {table} ({keys})").format(
+    return sql.SQL("CREATE INDEX {concurrently}{name}ON {schema}.{table} ({keys})").format(
         concurrently=sql.SQL("CONCURRENTLY " if concurrently else ""),
-        name=sql.SQL("{} ").format(sql.Identifier(name)) if name else sql.SQL(""),
-        table=sql.Identifier(schema, table),
+        name=sql.SQL("{} ").format(_name(name)) if name else sql.SQL(""),
+        schema=_name(schema),
+        table=_name(table),
         keys=keys,
     )
 
