@@ -17,7 +17,7 @@ from queryopt.advisor.catalog import TableFacts, read_tables
 from queryopt.advisor.model import Advice, IndexAdvice, QueryEffect, SkippedQuery, UnusedIndex
 from queryopt.advisor.naming import index_name
 from queryopt.advisor.predicates import TableName, column_uses
-from queryopt.advisor.selection import Option, select_indexes
+from queryopt.advisor.selection import Choice, Option, select_indexes
 from queryopt.advisor.statements import PlanningTextError, planning_text
 from queryopt.advisor.verify import Replanned, create_indexes, verification
 from queryopt.advisor.whatif import HypotheticalIndex, PlannedStatement, WhatIf, check_hypopg, index_statement
@@ -331,6 +331,8 @@ def _advise(
     for facts in {id(f): f for f in run.tables.values()}.values():
         if not facts.analyzed:
             run.notes.append(f"{facts.qualified_name} has no statistics: run ANALYZE {facts.qualified_name}")
+    if not run.workload:
+        run.notes.append(f"no statement recorded between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC")
     if any(s.planned.parameters and s.planned.values is None for s in run.statements):
         run.notes.append("statements with parameters were planned as generic plans (no recorded values)")
     statements = run.statements
@@ -355,6 +357,7 @@ def _advise(
         budget_bytes=budget_bytes,
         initial={key: e.initial_costs for key, e in entries.items()},
     )
+    run.notes.extend(_upkeep_notes(entries, options, choices, base, rates, min_improvement * workload_rate))
     final: dict[int, tuple[float, frozenset[str]]] = {}
     touched = frozenset(q for choice in choices for q in choice.option.queries)
     for query in sorted(touched):
@@ -387,9 +390,39 @@ def _advise(
     return advice, hypothetical_names
 
 
+def _upkeep_notes(
+    entries: dict[int, _Candidate],
+    options: list[Option],
+    choices: list[Choice],
+    base: dict[int, float],
+    rates: dict[int, float],
+    min_gain: float,
+) -> list[str]:
+    """A note per table where some index would have paid for itself but for the writes it must keep up with."""
+    chosen = {choice.option.key for choice in choices}
+    worst: dict[str, tuple[float, Option]] = {}
+    for option in options:
+        if option.key in chosen or option.write_cost <= 0:
+            continue
+        costs = entries[option.key].initial_costs
+        saved = sum(
+            rates[q] * max(0.0, base[q] - costs.get(q, base[q])) / base[q] for q in option.queries if base[q] > 0
+        )
+        table = entries[option.key].table
+        known = worst.get(table.qualified_name)
+        if saved >= min_gain and saved - option.write_cost < min_gain and (known is None or saved > known[0]):
+            worst[table.qualified_name] = (saved, option)
+    return [
+        f"{name}: an index would save ~{saved:,.0f} ms/h of recorded time but cost ~{option.write_cost:,.0f} ms/h "
+        f"to keep up with {entries[option.key].table.writes_per_second:,.0f} row writes/s (pg_stat_user_tables "
+        "since its last reset; a bulk load counts too: pg_stat_reset() after one)"
+        for name, (saved, option) in sorted(worst.items())
+    ]
+
+
 def _index_advice(
     run: _Run,
-    choices: list[Any],
+    choices: list[Choice],
     costing: _HypoCosting,
     final: dict[int, tuple[float, frozenset[str]]],
     rates: dict[int, float],

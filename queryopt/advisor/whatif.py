@@ -37,6 +37,7 @@ __all__ = [
     "check_hypopg",
     "hypopg_installed",
     "index_statement",
+    "missing_hypopg",
 ]
 
 PLANNING_TIMEOUT_MS = 10_000
@@ -68,20 +69,32 @@ class Plan:
     """Names of every index the plan reads."""
 
 
+def missing_hypopg(server_version: int, *, available: bool) -> str:
+    """What to do when the database lacks HypoPG: install the package, or only create the extension.
+
+    >>> "install postgresql-15-hypopg (Debian/Ubuntu" in missing_hypopg(150004, available=False)
+    True
+    >>> missing_hypopg(160001, available=True).endswith("this database lacks: run CREATE EXTENSION hypopg")
+    True
+    """
+    if available:
+        return (
+            "index advice needs the HypoPG extension, which the server has but this database lacks: "
+            "run CREATE EXTENSION hypopg"
+        )
+    major = server_version // 10000
+    return (
+        f"index advice needs the HypoPG extension: install postgresql-{major}-hypopg (Debian/Ubuntu; "
+        f"hypopg_{major} on RHEL), then run CREATE EXTENSION hypopg in the database"
+    )
+
+
 def check_hypopg(conn: psycopg.Connection[Any]) -> None:
-    """Raise :class:`AdvisorError` with what to do when HypoPG is not usable in this database."""
+    """Raise :class:`AdvisorError` saying what to do when HypoPG is not usable in this database."""
     if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'").fetchone():
         return
-    major = conn.info.server_version // 10000
-    if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'").fetchone():
-        raise AdvisorError(
-            "HypoPG is installed on the server but not in this database: "
-            "run CREATE EXTENSION hypopg (once, as its owner)"
-        )
-    raise AdvisorError(
-        f"index advice needs the HypoPG extension: install postgresql-{major}-hypopg (Debian/Ubuntu) "
-        "or hypopg from your distribution, then run CREATE EXTENSION hypopg"
-    )
+    available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'").fetchone() is not None
+    raise AdvisorError(missing_hypopg(conn.info.server_version, available=available))
 
 
 def _name(identifier: str) -> sql.Composable:

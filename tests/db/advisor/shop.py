@@ -60,7 +60,9 @@ class Recorded:
 WORKLOAD = (
     Recorded("pk lookup", "SELECT * FROM orders WHERE id = %s", (4242,), 40, 60.0),
     Recorded("orders of a customer", "SELECT id, total FROM orders WHERE customer_id = %s", (77,), 30, 45.0),
-    Recorded("customer by email", "SELECT id, region FROM customers WHERE email = %s", ("user99@example.com",), 30, 50.0),
+    Recorded(
+        "customer by email", "SELECT id, region FROM customers WHERE email = %s", ("user99@example.com",), 30, 50.0
+    ),
     Recorded(
         "range and order",
         "SELECT id, total FROM orders WHERE created_at >= %s AND created_at < %s ORDER BY created_at",
@@ -84,7 +86,11 @@ WORKLOAD = (
     ),
 )
 WRITE_HEAVY = Recorded(
-    "events of a kind", "SELECT id FROM events WHERE kind = %s AND at >= %s", (7, datetime(2024, 1, 2, tzinfo=UTC)), 20, 40.0
+    "events of a kind",
+    "SELECT id FROM events WHERE kind = %s AND at >= %s",
+    (7, datetime(2024, 1, 2, tzinfo=UTC)),
+    20,
+    40.0,
 )
 
 
@@ -103,10 +109,16 @@ def load(dsn: str, *, heavy_writes: int = 100_000) -> None:
         conn.execute("SELECT 1")
 
 
-def record(dsn: str, workload: tuple[Recorded, ...] = (*WORKLOAD, WRITE_HEAVY), *, schema: str = "queryopt") -> None:
+def record(
+    dsn: str,
+    workload: tuple[Recorded, ...] = (*WORKLOAD, WRITE_HEAVY),
+    *,
+    schema: str = "queryopt",
+    capture_params: bool = False,
+) -> None:
     """Write each statement's calls into the slow-query table, spread over the last hour."""
     migrate(dsn, schema=schema)
-    policy = RecorderPolicy(schema=schema)
+    policy = RecorderPolicy(schema=schema, capture_params=capture_params)
     now = datetime.now(UTC)
     with psycopg.connect(dsn) as conn:
         database = conn.info.dbname

@@ -51,7 +51,8 @@ def test_advice_names_the_index_each_statement_needs_and_nothing_for_primary_key
     assert _serving(advice, READS["customer by email"].fingerprint) == [("public.customers", ("email",))]
     assert _serving(advice, READS["range and order"].fingerprint) == [("public.orders", ("created_at",))]
     top_n = _serving(advice, READS["latest of a customer (top-N)"].fingerprint)
-    assert top_n and all(table == "public.orders" and columns[0] == "customer_id" for table, columns in top_n)
+    assert top_n
+    assert all(table == "public.orders" and columns[0] == "customer_id" for table, columns in top_n)
     assert sorted(_serving(advice, READS["orders by email (join)"].fingerprint)) == [
         ("public.customers", ("email",)),
         ("public.orders", ("customer_id",)),
@@ -80,7 +81,8 @@ def test_a_write_heavy_table_gets_no_index_whose_upkeep_outweighs_its_saving(sho
     heavy = shop.WRITE_HEAVY.fingerprint
     ignoring_writes = advise(shop_dsn, write_cost_ms=0)
     wanted = [i for i in ignoring_writes.indexes if i.table == "public.events"]
-    assert len(wanted) == 1 and wanted[0].queries[0].fingerprint == heavy  # it would help the read...
+    assert len(wanted) == 1
+    assert wanted[0].queries[0].fingerprint == heavy
 
     advice = advise(shop_dsn)
     assert [i for i in advice.indexes if i.table == "public.events"] == []  # ...but costs more to keep up
@@ -92,18 +94,21 @@ def test_a_write_heavy_table_gets_no_index_whose_upkeep_outweighs_its_saving(sho
 def test_budget_and_max_indexes_bound_the_advice(shop_dsn: str) -> None:
     full = advise(shop_dsn)
     one = advise(shop_dsn, max_indexes=1)
-    assert len(full.indexes) >= 3 and len(one.indexes) == 1
+    assert len(full.indexes) >= 3
+    assert len(one.indexes) == 1
     assert one.indexes[0].name == full.indexes[0].name  # the greedy's first, best saving per byte
     smallest = min(index.size_bytes for index in full.indexes)
     tight = advise(shop_dsn, budget_mb=smallest / 1024 / 1024)
-    assert len(tight.indexes) == 1 and tight.indexes[0].size_bytes <= smallest
+    assert len(tight.indexes) == 1
+    assert tight.indexes[0].size_bytes <= smallest
 
 
 def test_verify_without_apply_creates_nothing(shop_dsn: str) -> None:
     before = _index_count(shop_dsn)
     advice = advise(shop_dsn, verify=True)
     assert _index_count(shop_dsn) == before
-    assert advice.verification is not None and not advice.verification.applied
+    assert advice.verification is not None
+    assert not advice.verification.applied
     used = {name for q in advice.verification.queries for name in q.indexes_used}
     assert used == {index.name for index in advice.indexes}
 
@@ -113,7 +118,9 @@ def test_applying_the_advice_makes_the_workload_twenty_times_faster(own_shop_dsn
     advice = advise(own_shop_dsn, apply=True)
     verification = advice.verification
     assert len(advice.indexes) >= 3
-    assert verification is not None and verification.applied and verification.failed == ()
+    assert verification is not None
+    assert verification.applied
+    assert verification.failed == ()
     assert set(verification.created) == {index.name for index in advice.indexes}
     with psycopg.connect(own_shop_dsn) as conn:
         valid = conn.execute(
