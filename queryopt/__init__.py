@@ -6,6 +6,7 @@ The public API is what ``__all__`` lists; every other module and name may change
 from typing import TYPE_CHECKING, Any
 
 from queryopt._version import __version__
+from queryopt.advisor import Advice, advise
 from queryopt.analysis import (
     Analysis,
     PlaceholderStyle,
@@ -20,6 +21,7 @@ from queryopt.backends.redis import RedisBackend
 from queryopt.cache import ResultCache
 from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
 from queryopt.errors import (
+    AdvisorError,
     AnalysisError,
     CacheError,
     ConfigurationError,
@@ -73,6 +75,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Advice",
+    "AdvisorError",
     "Alert",
     "AlertSeverity",
     "Analysis",
@@ -119,6 +123,7 @@ __all__ = [
     "TimeoutPolicy",
     "Transaction",
     "__version__",
+    "advise",
     "analysis_cache_info",
     "analyze",
     "configure",

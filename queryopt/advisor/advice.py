@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -289,7 +289,7 @@ def advise(
                     )
                 elif verify:
                     advice = verification(advice, _replanner(run), applied=False, names=hypothetical_names)
-                return advice
+                return replace(advice, plans=whatif.plans)
             finally:
                 if not conn.closed and not conn.broken:
                     whatif.reset()

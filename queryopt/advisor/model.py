@@ -193,6 +193,8 @@ class Advice:
     notes: tuple[str, ...]
     """Things the user should know (tables never analyzed, parameters planned generically, …)."""
     verification: Verification | None = None
+    plans: int = 0
+    """How many times the planner was asked (what advising costs the server)."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document as Python values (``schema_version`` 1)."""
@@ -207,6 +209,7 @@ class Advice:
                 "fingerprints": self.fingerprints,
                 "ms_per_hour": self.workload_ms_per_hour,
                 "estimated_saving": self.estimated_saving,
+                "plans": self.plans,
             },
             "options": {"budget_bytes": self.budget_bytes, "max_indexes": self.max_indexes},
             "indexes": [index.to_json() for index in self.indexes],

@@ -3,54 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 
-from queryopt.advisor import Advice, IndexAdvice, QueryEffect, SkippedQuery, UnusedIndex
 from queryopt.advisor.render import render
 from queryopt.cli import main
 from queryopt.errors import AdvisorError
-
-HOSTILE = "SELECT * FROM orders WHERE note = '<script>x</script> | `tick` [bold]red[/bold]'"
-
-
-def _advice() -> Advice:
-    effect = QueryEffect("0123456789abcdef", HOSTILE, 30, 1350.0, 6419.3, 79.8, 0.4)
-    index = IndexAdvice(
-        table="public.orders",
-        columns=("customer_id", "created_at"),
-        descending=(False, True),
-        name="orders_customer_id_created_at_idx",
-        create_statement="CREATE INDEX CONCURRENTLY orders_customer_id_created_at_idx "
-        "ON public.orders (customer_id, created_at DESC)",
-        size_bytes=12_533_760,
-        queries=(effect,),
-        share=0.4,
-        saved_ms_per_hour=3182.2,
-        write_cost_ms_per_hour=12.5,
-        writes_per_second=0.35,
-    )
-    return Advice(
-        generated_at=datetime(2024, 5, 2, 12, tzinfo=UTC),
-        database="shop",
-        window_start=datetime(2024, 5, 1, 12, tzinfo=UTC),
-        window_end=datetime(2024, 5, 2, 12, tzinfo=UTC),
-        sources=("slow_queries",),
-        fingerprints=3,
-        workload_ms_per_hour=8000.0,
-        estimated_saving=0.39,
-        budget_bytes=None,
-        max_indexes=10,
-        indexes=(index,),
-        unused_indexes=(UnusedIndex("public.orders", "orders_total_idx", "CREATE INDEX …", 9_000_000, 0),),
-        skipped=(SkippedQuery("fedcba9876543210", "SELECT * FROM t WHERE a = :a", "named placeholders …"),),
-        notes=("a note",),
-    )
+from tests.unit.advisor.sample import HOSTILE, sample_advice
 
 
 def test_json_contract() -> None:
-    document = json.loads(render(_advice(), "json"))
+    document = json.loads(render(sample_advice(), "json"))
     assert document["schema_version"] == 1
     index = document["indexes"][0]
     assert index["columns"] == ["customer_id", "created_at"]
@@ -71,7 +34,7 @@ def test_json_contract() -> None:
 
 
 def test_markdown_escapes_recorded_text() -> None:
-    text = render(_advice(), "markdown")
+    text = render(sample_advice(), "markdown")
     assert "CREATE INDEX CONCURRENTLY orders_customer_id_created_at_idx ON public.orders" in text
     assert "<script>" not in text
     assert "&lt;script&gt;" in text
@@ -79,7 +42,7 @@ def test_markdown_escapes_recorded_text() -> None:
 
 
 def test_terminal_text_shows_statements_as_typed() -> None:
-    text = render(_advice(), "table")
+    text = render(sample_advice(), "table")
     assert "[bold]red[/bold]" in text
     assert "customer_id, created_at DESC" in text
     assert "orders_total_idx" in text
@@ -88,7 +51,7 @@ def test_terminal_text_shows_statements_as_typed() -> None:
 
 def test_unknown_format() -> None:
     with pytest.raises(AdvisorError, match="unknown advice format 'xml'"):
-        render(_advice(), "xml")
+        render(sample_advice(), "xml")
 
 
 def test_help_names_what_to_install(capsys: pytest.CaptureFixture[str]) -> None:
