@@ -27,7 +27,7 @@ from rich.console import Console
 from benchmarks._harness import print_table
 from queryopt.advisor import advise
 from queryopt.embedded import EmbeddedPostgres
-from queryopt.migrate import migrate
+from queryopt.schema import migrate
 
 DATABASE = "queryopt_bench_advisor"
 STATEMENTS = (

@@ -15,9 +15,9 @@ import psycopg
 
 from queryopt.analysis import analyze
 from queryopt.config import RecorderPolicy
-from queryopt.migrate import migrate
 from queryopt.recorder import SlowQuery
-from queryopt.slow_table import SlowQueryTable, new_record_ids, to_row
+from queryopt.recorder.table import SlowQueryTable, new_record_ids, to_row
+from queryopt.schema import migrate
 
 ORDERS = 400_000
 CUSTOMERS = 400_000

@@ -7,7 +7,7 @@ import pytest
 
 from queryopt.advisor import advise
 from queryopt.analysis import analyze
-from queryopt.migrate import migrate
+from queryopt.schema import migrate
 from tests.db.advisor import shop
 
 pytestmark = pytest.mark.hypopg
