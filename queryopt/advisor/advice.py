@@ -171,7 +171,7 @@ class _Run:
                 self.tables[(t.schema, t.name)].oid for t in query.analysis.tables if (t.schema, t.name) in self.tables
             )
             if not oids:
-                self._skip(query, "none of its tables exists in this database")
+                self._skip(query, "none of its relations is a table of this database (dropped since, or views)")
                 continue
             statement = _Statement(query, planned, oids)
             try:
@@ -294,7 +294,7 @@ def advise(
                 if not conn.closed and not conn.broken:
                     whatif.reset()
     except psycopg.Error as exc:
-        raise AdvisorError(f"cannot advise on {dsn!r}: {_first_line(exc)}") from exc
+        raise AdvisorError(f"cannot advise: {_first_line(exc)}") from exc  # no DSN: it may hold a password
 
 
 def _names(query: WorkloadQuery) -> list[TableName]:

@@ -43,15 +43,28 @@ _KINDS = (StatementKind.SELECT, StatementKind.UPDATE, StatementKind.DELETE)
 _MIN_SPAN_S = 60.0  # a source younger than a minute still counts as one: no absurd rates from a few seconds
 _SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 
+# Totals first, then one row (the slowest call's text and parameters) per fingerprint kept: no texts are
+# carried through the aggregate, whatever the number of recorded calls.
 _SLOW = """
-SELECT fingerprint, count(*), sum(duration_ms),
-       (array_agg(sql_text ORDER BY duration_ms DESC))[1],
-       (array_agg(params::text ORDER BY duration_ms DESC) FILTER (WHERE params IS NOT NULL))[1]
-FROM {table}
-WHERE started_at >= %s AND started_at < %s AND database_name = %s AND kind = ANY(%s)
-GROUP BY fingerprint
-ORDER BY sum(duration_ms) DESC
-LIMIT %s
+WITH top AS (
+    SELECT fingerprint, count(*) AS calls, sum(duration_ms) AS total_ms
+    FROM {table}
+    WHERE started_at >= %(start)s AND started_at < %(end)s AND database_name = %(database)s AND kind = ANY(%(kinds)s)
+    GROUP BY fingerprint
+    ORDER BY total_ms DESC
+    LIMIT %(limit)s
+)
+SELECT top.fingerprint, top.calls, top.total_ms, slowest.sql_text, slowest.params::text
+FROM top
+CROSS JOIN LATERAL (
+    SELECT s.sql_text, s.params
+    FROM {table} AS s
+    WHERE s.fingerprint = top.fingerprint AND s.started_at >= %(start)s AND s.started_at < %(end)s
+      AND s.database_name = %(database)s
+    ORDER BY s.duration_ms DESC
+    LIMIT 1
+) AS slowest
+ORDER BY top.total_ms DESC, top.fingerprint
 """
 _PGSS = """
 SELECT s.query, s.calls, s.total_exec_time,
@@ -104,9 +117,8 @@ def read_slow_queries(
     kinds = [kind.value for kind in _KINDS]
     query = sql.SQL(_SLOW).format(table=table)
     workload = []
-    for fingerprint, calls, total_ms, sql_text, params in conn.execute(
-        query, [start, end, database, kinds, MAX_STATEMENTS]
-    ):
+    arguments = {"start": start, "end": end, "database": database, "kinds": kinds, "limit": MAX_STATEMENTS}
+    for fingerprint, calls, total_ms, sql_text, params in conn.execute(query, arguments):
         try:
             analysis = analyze(sql_text)
         except AnalysisError:

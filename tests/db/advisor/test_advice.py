@@ -132,3 +132,16 @@ def test_applying_the_advice_makes_the_workload_twenty_times_faster(own_shop_dsn
         assert query.cost_after <= query.cost_predicted * 1.5 + 1
     after_ms = _workload_ms(own_shop_dsn)
     assert before_ms / after_ms >= 20, (before_ms, after_ms)
+
+
+def test_existing_indexes_are_never_proposed_again_and_unused_ones_are_listed(own_shop_dsn: str) -> None:
+    with psycopg.connect(own_shop_dsn, autocommit=True) as conn:
+        conn.execute("CREATE INDEX customers_email_region_idx ON customers (email, region)")  # serves (email)
+        conn.execute("CREATE INDEX orders_total_idx ON orders (total)")  # no recorded statement filters on total
+    advice = advise(own_shop_dsn)
+    assert all(index.table != "public.customers" for index in advice.indexes)
+    assert ("public.orders", ("customer_id",)) in [(i.table, i.columns) for i in advice.indexes]
+    unused = {(u.table, u.name) for u in advice.unused_indexes}
+    assert ("public.orders", "orders_total_idx") in unused
+    assert ("public.customers", "customers_email_region_idx") not in unused  # the email lookups read it
+    assert all(not name.endswith("_pkey") for _, name in unused)  # constraints are not hints to drop
