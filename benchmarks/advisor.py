@@ -84,8 +84,17 @@ def _load(dsn: str, tables: int, rows: int) -> list[str]:
                 text = template.format(table=f"t_{number}")
                 texts.append(text)
                 conn.execute(_RECORD, {"fingerprint": analyze(text).fingerprint, "sql": text})
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_stat_reset()")  # the load is not a write rate the advisor should weigh
+        # The load is not a write rate the advisor should weigh: reset the statistics once it is in them
+        # (a backend reports its counters when idle, at most once a second, or when asked).
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        last = f"t_{tables - 1}"
+        for _ in range(200):
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = conn.execute("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = %s", [last]).fetchone()
+            if row is not None and row[0] >= rows:
+                break
+            time.sleep(0.05)
+        conn.execute("SELECT pg_stat_reset()")
     return texts
 
 

@@ -3,25 +3,20 @@ unless asked (``apply=True``)."""
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import psycopg
 
-from queryopt.advisor.candidates import IndexCandidate, candidate_indexes
-from queryopt.advisor.catalog import TableFacts, read_tables
-from queryopt.advisor.model import Advice, IndexAdvice, QueryEffect, SkippedQuery, UnusedIndex
+from queryopt.advisor.catalog import read_tables
+from queryopt.advisor.model import Advice, IndexAdvice, QueryEffect, UnusedIndex
 from queryopt.advisor.naming import index_name
-from queryopt.advisor.predicates import TableName, column_uses
+from queryopt.advisor.planning import Candidate, HypoCosting, Workbench, first_line, replanner, table_names
 from queryopt.advisor.selection import Choice, Option, select_indexes
-from queryopt.advisor.statements import PlanningTextError, planning_text
-from queryopt.advisor.verify import Replanned, create_indexes, verification
-from queryopt.advisor.whatif import HypotheticalIndex, PlannedStatement, WhatIf, check_hypopg, index_statement
-from queryopt.advisor.workload import WorkloadQuery, merge, read_pg_stat_statements, read_slow_queries
+from queryopt.advisor.verify import create_indexes, verification
+from queryopt.advisor.whatif import WhatIf, check_hypopg, index_statement
+from queryopt.advisor.workload import merge, read_pg_stat_statements, read_slow_queries
 from queryopt.config import parse_duration
 from queryopt.errors import AdvisorError, ConfigurationError
 
@@ -32,64 +27,6 @@ DEFAULT_WRITE_COST_MS = 0.01
 WAL, checkpoints and replicas add to it, hence 10 µs."""
 DEFAULT_MIN_IMPROVEMENT = 0.005
 DEFAULT_MAX_INDEXES = 10
-
-
-@dataclass(slots=True)
-class _Statement:
-    query: WorkloadQuery
-    planned: PlannedStatement
-    tables: frozenset[int]
-    base_cost: float = 0.0
-    base_indexes: frozenset[str] = frozenset()
-
-
-@dataclass(slots=True)
-class _Candidate:
-    key: int
-    candidate: IndexCandidate
-    table: TableFacts
-    hypothetical: HypotheticalIndex | None = None
-    queries: frozenset[int] = frozenset()
-    initial_costs: dict[int, float] = field(default_factory=dict)
-
-
-class _HypoCosting:
-    """The selection's :class:`~queryopt.advisor.selection.Costing` on a HypoPG session."""
-
-    def __init__(self, whatif: WhatIf, statements: list[_Statement], candidates: dict[int, _Candidate]) -> None:
-        self.whatif = whatif
-        self.statements = statements
-        self.candidates = candidates
-        self.chosen: dict[int, HypotheticalIndex] = {}
-
-    def _create(self, key: int) -> HypotheticalIndex:
-        entry = self.candidates[key]
-        return self.whatif.create(entry.candidate, entry.table.schema, entry.table.name)
-
-    def _plan_costs(self, queries: frozenset[int]) -> dict[int, float]:
-        costs = {}
-        for query in queries:
-            statement = self.statements[query]
-            try:
-                costs[query] = self.whatif.plan(statement.planned).cost
-            except psycopg.Error:
-                costs[query] = statement.base_cost
-        return costs
-
-    def costs(self, queries: frozenset[int], extra: Option | None) -> Mapping[int, float]:
-        if extra is None:
-            return self._plan_costs(queries)
-        hypothetical = self._create(extra.key)
-        try:
-            return self._plan_costs(queries)
-        finally:
-            self.whatif.drop(hypothetical)
-
-    def choose(self, option: Option) -> None:
-        self.chosen[option.key] = self._create(option.key)
-
-    def unchoose(self, option: Option) -> None:
-        self.whatif.drop(self.chosen.pop(option.key))
 
 
 def _window(since: str | float | timedelta) -> float:
@@ -119,115 +56,6 @@ def _check_options(max_indexes: int, budget_mb: float | None, min_improvement: f
         )
     if not isinstance(write_cost_ms, (int, float)) or not 0 <= write_cost_ms < math.inf:
         raise ConfigurationError(f"write_cost_ms must be >= 0, got {write_cost_ms!r}", setting="write_cost_ms")
-
-
-def _recorded_values(query: WorkloadQuery, parameters: int) -> tuple[object, ...] | None:
-    """The slowest call's recorded parameters in ``$n`` order, when they fit the statement."""
-    if query.params_json is None or parameters == 0:
-        return None
-    try:
-        recorded = json.loads(query.params_json)
-    except ValueError:
-        return None
-    if isinstance(recorded, dict):
-        names = query.analysis.placeholder_names
-        if len(names) != parameters or not all(name in recorded for name in names):
-            return None
-        values = [recorded[name] for name in names]
-    elif isinstance(recorded, list) and len(recorded) == parameters:
-        values = recorded
-    else:
-        return None
-    return tuple(v if v is None or isinstance(v, (str, int, float, bool)) else json.dumps(v) for v in values)
-
-
-def _statement(query: WorkloadQuery) -> PlannedStatement:
-    text, parameters = planning_text(query.sql_text, query.analysis)
-    return PlannedStatement(text, parameters, _recorded_values(query, parameters))
-
-
-def _first_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-@dataclass(slots=True)
-class _Run:
-    conn: psycopg.Connection[Any]
-    whatif: WhatIf
-    workload: list[WorkloadQuery]
-    tables: dict[TableName, TableFacts]
-    statements: list[_Statement] = field(default_factory=list)
-    skipped: list[SkippedQuery] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def plan_baseline(self) -> None:
-        for query in self.workload:
-            try:
-                planned = _statement(query)
-            except PlanningTextError as exc:
-                self._skip(query, str(exc))
-                continue
-            oids = frozenset(
-                self.tables[(t.schema, t.name)].oid for t in query.analysis.tables if (t.schema, t.name) in self.tables
-            )
-            if not oids:
-                self._skip(query, "none of its relations is a table of this database (dropped since, or views)")
-                continue
-            statement = _Statement(query, planned, oids)
-            try:
-                plan = self.whatif.plan(planned)
-            except psycopg.Error as exc:
-                self._skip(query, f"cannot be planned: {_first_line(exc)}")
-                continue
-            statement.base_cost, statement.base_indexes = plan.cost, plan.indexes
-            self.statements.append(statement)
-
-    def _skip(self, query: WorkloadQuery, reason: str) -> None:
-        self.skipped.append(SkippedQuery(query.fingerprint, query.analysis.normalized_sql, reason))
-
-    def candidates(self) -> dict[int, _Candidate]:
-        by_table: dict[int, list[int]] = {}
-        for position, statement in enumerate(self.statements):
-            for oid in statement.tables:
-                by_table.setdefault(oid, []).append(position)
-        found: dict[IndexCandidate, _Candidate] = {}
-        for statement in self.statements:
-            for use in column_uses(statement.query.sql_text, self._columns_of):
-                facts = self.tables.get(use.table)
-                if facts is None or use.empty:
-                    continue
-                for candidate in candidate_indexes(use, facts.distinct):
-                    resolved = IndexCandidate((facts.schema, facts.name), candidate.columns, candidate.descending)
-                    if resolved in found or not set(resolved.columns) <= facts.columns:
-                        continue
-                    if facts.served_by_existing(resolved):
-                        continue
-                    found[resolved] = _Candidate(len(found), resolved, facts, queries=frozenset(by_table[facts.oid]))
-        return {entry.key: entry for entry in found.values()}
-
-    def _columns_of(self, table: TableName) -> frozenset[str] | None:
-        facts = self.tables.get(table)
-        return facts.columns if facts is not None else None
-
-    def cost_alone(self, entries: dict[int, _Candidate]) -> None:
-        """Each candidate's size and its statements' costs with it alone: the selection's first round."""
-        for key in list(entries):
-            entry = entries[key]
-            try:
-                hypothetical = self.whatif.create(entry.candidate, entry.table.schema, entry.table.name)
-            except psycopg.Error:
-                del entries[key]  # a type HypoPG or B-tree cannot index (json, …): not a candidate
-                continue
-            try:
-                entry.hypothetical = hypothetical
-                for query in entry.queries:
-                    statement = self.statements[query]
-                    try:
-                        entry.initial_costs[query] = self.whatif.plan(statement.planned).cost
-                    except psycopg.Error:
-                        entry.initial_costs[query] = statement.base_cost
-            finally:
-                self.whatif.drop(hypothetical)
 
 
 def advise(
@@ -273,10 +101,10 @@ def advise(
             from_pgss = read_pg_stat_statements(conn, schema) if use_pg_stat_statements else []
             workload = merge(slow, from_pgss)
             sources = ("slow_queries", "pg_stat_statements") if from_pgss else ("slow_queries",)
-            tables = read_tables(conn, (name for q in workload for name in _names(q)))
+            tables = read_tables(conn, (name for q in workload for name in table_names(q)))
             whatif = WhatIf(conn)
             try:
-                run = _Run(conn, whatif, workload, tables)
+                run = Workbench(conn, whatif, workload, tables)
                 advice, hypothetical_names = _advise(
                     run, start, end, database, sources, budget_bytes, max_indexes, min_improvement, write_cost_ms
                 )
@@ -285,38 +113,20 @@ def advise(
                     created, failed = create_indexes(dsn, advice.indexes)
                     names = {name: name for name in created}
                     advice = verification(
-                        advice, _replanner(run), applied=True, names=names, created=created, failed=failed
+                        advice, replanner(run), applied=True, names=names, created=created, failed=failed
                     )
                 elif verify:
-                    advice = verification(advice, _replanner(run), applied=False, names=hypothetical_names)
+                    advice = verification(advice, replanner(run), applied=False, names=hypothetical_names)
                 return replace(advice, plans=whatif.plans)
             finally:
                 if not conn.closed and not conn.broken:
                     whatif.reset()
     except psycopg.Error as exc:
-        raise AdvisorError(f"cannot advise: {_first_line(exc)}") from exc  # no DSN: it may hold a password
-
-
-def _names(query: WorkloadQuery) -> list[TableName]:
-    return [(t.schema, t.name) for t in query.analysis.tables]
-
-
-def _replanner(run: _Run) -> Callable[[], Replanned]:
-    def replan() -> Replanned:
-        found: dict[str, tuple[float, float, frozenset[str]]] = {}
-        for statement in run.statements:
-            try:
-                plan = run.whatif.plan(statement.planned)
-            except psycopg.Error:
-                continue
-            found[statement.query.fingerprint] = (statement.base_cost, plan.cost, plan.indexes)
-        return found
-
-    return replan
+        raise AdvisorError(f"cannot advise: {first_line(exc)}") from exc  # no DSN: it may hold a password
 
 
 def _advise(
-    run: _Run,
+    run: Workbench,
     start: datetime,
     end: datetime,
     database: str,
@@ -346,7 +156,7 @@ def _advise(
                e.table.writes_per_second * 3600.0 * write_cost_ms, e.queries)
         for key, e in entries.items()
     ]  # fmt: skip
-    costing = _HypoCosting(run.whatif, statements, entries)
+    costing = HypoCosting(run.whatif, statements, entries)
     choices = select_indexes(
         options,
         base=base,
@@ -391,7 +201,7 @@ def _advise(
 
 
 def _upkeep_notes(
-    entries: dict[int, _Candidate],
+    entries: dict[int, Candidate],
     options: list[Option],
     choices: list[Choice],
     base: dict[int, float],
@@ -421,9 +231,9 @@ def _upkeep_notes(
 
 
 def _index_advice(
-    run: _Run,
+    run: Workbench,
     choices: list[Choice],
-    costing: _HypoCosting,
+    costing: HypoCosting,
     final: dict[int, tuple[float, frozenset[str]]],
     rates: dict[int, float],
     workload_rate: float,
@@ -474,7 +284,7 @@ def _index_advice(
     return advice
 
 
-def _unused(run: _Run, used: set[str]) -> tuple[UnusedIndex, ...]:
+def _unused(run: Workbench, used: set[str]) -> tuple[UnusedIndex, ...]:
     found = []
     for facts in sorted({id(f): f for f in run.tables.values()}.values(), key=lambda f: f.qualified_name):
         if not any(facts.oid in s.tables for s in run.statements):

@@ -8,8 +8,10 @@ heavily after the statistics were reset; its one statement is recorded rarely.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 
@@ -94,19 +96,37 @@ WRITE_HEAVY = Recorded(
 )
 
 
+def report_writes(conn: psycopg.Connection[Any], table: str, rows: int) -> None:
+    """Make this session's write counters visible to others: flush them, and wait until ``table`` shows
+    ``rows`` rows written (a backend reports its counters when idle, at most once a second, or when asked)."""
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT n_tup_ins + n_tup_upd FROM pg_stat_user_tables WHERE relname = %s", [table]
+        ).fetchone()
+        if row is not None and row[0] >= rows:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the server never reported {rows} writes to {table}")
+
+
+def forget_writes(conn: psycopg.Connection[Any], table: str, rows: int) -> None:
+    """Reset the statistics once the load's writes are in them: a load is not the application's write rate."""
+    report_writes(conn, table, rows)
+    conn.execute("SELECT pg_stat_reset()")
+
+
 def load(dsn: str, *, heavy_writes: int = 100_000) -> None:
     """Create and fill the tables, reset the statistics, then write ``events`` hard."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         for statement in _LOAD:
             conn.execute(statement.encode())
-    # A backend reports its counters when it ends: reset only once the load's are in.
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_stat_reset()")  # the bulk load is not the application's write rate
+        forget_writes(conn, "events", EVENTS)  # the last table loaded
         if heavy_writes:
             conn.execute("UPDATE events SET payload = 'changed' WHERE id <= %s", [heavy_writes])
-        conn.execute("SELECT pg_stat_force_next_flush()")
-    with psycopg.connect(dsn, autocommit=True) as conn:  # the counters are read from shared memory once flushed
-        conn.execute("SELECT 1")
+            report_writes(conn, "events", heavy_writes)
 
 
 def record(
