@@ -114,9 +114,16 @@ def _plan_each_once(dsn: str, texts: list[str]) -> float:
     return time.perf_counter() - began
 
 
+def _has_hypopg(dsn: str) -> bool:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'").fetchone() is not None
+
+
 def run(quick: bool = False, *, dsn: str | None = None) -> list[dict[str, Any]]:
     tables, rows, runs = (10, 5_000, 1) if quick else (50, 20_000, 3)
     with _database(dsn) as target:
+        if not _has_hypopg(target):
+            return [{"case": "skipped: the server has no HypoPG (apt-get install postgresql-15-hypopg)"}]
         texts = _load(target, tables, rows)
         cases: dict[str, dict[str, Any]] = {
             "advise(), default options (at most 10 indexes)": {},
