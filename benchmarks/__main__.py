@@ -32,6 +32,7 @@ TOPICS = (
     "analysis",
     "recorder",
     "report",
+    "advisor",
     "limits",
     "telemetry",
 )
@@ -45,6 +46,7 @@ TITLES = {
     "recorder": "slow-query recorder: enqueue cost and sustained rows/s",
     "report": "report over 1,000,000 slow-query rows",
     "limits": "per-fingerprint limiter: cost per call with a free slot",
+    "advisor": "index advice for 100 recorded fingerprints over 50 tables",
     "telemetry": "telemetry: optimize_query with QUERYOPT_TELEMETRY off and on vs raw psycopg",
 }
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from queryopt._version import __version__
 
 if TYPE_CHECKING:
+    from queryopt.advisor import Advice, advise
     from queryopt.analysis import (
         Analysis,
         PlaceholderStyle,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         TimeoutPolicy,
     )
     from queryopt.errors import (
+        AdvisorError,
         AnalysisError,
         CacheError,
         ConfigurationError,
@@ -84,6 +86,8 @@ if TYPE_CHECKING:
     from queryopt.result import QueryResult
 
 _EXPORTS: Final[dict[str, str]] = {
+    "Advice": "queryopt.advisor",
+    "AdvisorError": "queryopt.errors",
     "Alert": "queryopt.optimizer",
     "AlertSeverity": "queryopt.optimizer",
     "Analysis": "queryopt.analysis",
@@ -132,6 +136,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "TableRef": "queryopt.analysis",
     "TimeoutPolicy": "queryopt.config",
     "Transaction": "queryopt.optimizer",
+    "advise": "queryopt.advisor",
     "analysis_cache_info": "queryopt.analysis",
     "analyze": "queryopt.analysis",
     "configure": "queryopt.optimizer",
@@ -162,6 +167,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Advice",
+    "AdvisorError",
     "Alert",
     "AlertSeverity",
     "Analysis",
@@ -211,6 +218,7 @@ __all__ = [
     "TimeoutPolicy",
     "Transaction",
     "__version__",
+    "advise",
     "analysis_cache_info",
     "analyze",
     "configure",

@@ -14,6 +14,7 @@ catches everything queryopt itself decides to raise::
      ├── RecorderError           the slow-query recorder cannot be set up
      ├── MigrationError          queryopt's own schema cannot be created or checked
      ├── ReportError             a report cannot be produced (no table, bad window, …)
+     ├── AdvisorError            index advice cannot be produced (no HypoPG, no slow-query table, …)
      └── ServerError             an embedded PostgreSQL cannot be found, started or stopped
 
 Errors carry their context as attributes (``sql``, ``fingerprint``, ``sqlstate``,
@@ -27,6 +28,7 @@ from typing import Any, Final
 
 __all__ = [
     "REJECTED_SQLSTATE",
+    "AdvisorError",
     "AnalysisError",
     "CacheError",
     "ConfigurationError",
@@ -187,6 +189,12 @@ class MigrationError(QueryoptError):
 
 class ReportError(QueryoptError):
     """A report cannot be produced; the message says why in one line."""
+
+    __module__ = "queryopt"
+
+
+class AdvisorError(QueryoptError):
+    """Index advice cannot be produced or applied; the message says why and what to do, in one line."""
 
     __module__ = "queryopt"
 

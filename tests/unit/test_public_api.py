@@ -8,6 +8,8 @@ import queryopt
 from queryopt import AnalysisError, QueryoptError, QueryTimeout
 
 PUBLIC_API = [
+    "Advice",
+    "AdvisorError",
     "Alert",
     "AlertSeverity",
     "Analysis",
@@ -57,6 +59,7 @@ PUBLIC_API = [
     "TimeoutPolicy",
     "Transaction",
     "__version__",
+    "advise",
     "analysis_cache_info",
     "analyze",
     "configure",
