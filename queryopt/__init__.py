@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from queryopt._version import __version__
 
 if TYPE_CHECKING:
+    from queryopt.advisor import Advice, advise
     from queryopt.analysis import (
         Analysis,
         PlaceholderStyle,
@@ -26,8 +27,18 @@ if TYPE_CHECKING:
     )
     from queryopt.cache import ResultCache
     from queryopt.cache.backends.redis import RedisBackend
-    from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
+    from queryopt.config import (
+        CachePolicy,
+        HintMode,
+        LimitMode,
+        LimitPolicy,
+        RecorderPolicy,
+        RetryPolicy,
+        Settings,
+        TimeoutPolicy,
+    )
     from queryopt.errors import (
+        AdvisorError,
         AnalysisError,
         CacheError,
         ConfigurationError,
@@ -35,6 +46,7 @@ if TYPE_CHECKING:
         MigrationError,
         QueryError,
         QueryoptError,
+        QueryRejected,
         QueryTimeout,
         RecorderError,
         ReportError,
@@ -74,6 +86,8 @@ if TYPE_CHECKING:
     from queryopt.result import QueryResult
 
 _EXPORTS: Final[dict[str, str]] = {
+    "Advice": "queryopt.advisor",
+    "AdvisorError": "queryopt.errors",
     "Alert": "queryopt.optimizer",
     "AlertSeverity": "queryopt.optimizer",
     "Analysis": "queryopt.analysis",
@@ -90,12 +104,15 @@ _EXPORTS: Final[dict[str, str]] = {
     "HintSet": "queryopt.hints",
     "JoinHint": "queryopt.hints",
     "Leading": "queryopt.hints",
+    "LimitMode": "queryopt.config",
+    "LimitPolicy": "queryopt.config",
     "MigrationError": "queryopt.errors",
     "Optimizer": "queryopt.optimizer",
     "Parallel": "queryopt.hints",
     "PlaceholderStyle": "queryopt.analysis",
     "PlanComparison": "queryopt.hints",
     "QueryError": "queryopt.errors",
+    "QueryRejected": "queryopt.errors",
     "QueryResult": "queryopt.result",
     "QueryStats": "queryopt.optimizer",
     "QueryTimeout": "queryopt.errors",
@@ -119,6 +136,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "TableRef": "queryopt.analysis",
     "TimeoutPolicy": "queryopt.config",
     "Transaction": "queryopt.optimizer",
+    "advise": "queryopt.advisor",
     "analysis_cache_info": "queryopt.analysis",
     "analyze": "queryopt.analysis",
     "configure": "queryopt.optimizer",
@@ -149,6 +167,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Advice",
+    "AdvisorError",
     "Alert",
     "AlertSeverity",
     "Analysis",
@@ -165,12 +185,15 @@ __all__ = [
     "HintSet",
     "JoinHint",
     "Leading",
+    "LimitMode",
+    "LimitPolicy",
     "MigrationError",
     "Optimizer",
     "Parallel",
     "PlaceholderStyle",
     "PlanComparison",
     "QueryError",
+    "QueryRejected",
     "QueryResult",
     "QueryStats",
     "QueryTimeout",
@@ -195,6 +218,7 @@ __all__ = [
     "TimeoutPolicy",
     "Transaction",
     "__version__",
+    "advise",
     "analysis_cache_info",
     "analyze",
     "configure",

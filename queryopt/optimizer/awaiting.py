@@ -45,7 +45,7 @@ from psycopg_pool import AsyncConnectionPool
 from queryopt.analysis import Analysis, analyze, analyze_uncached
 from queryopt.cache import ResultCache
 from queryopt.config import Settings
-from queryopt.errors import ConfigurationError, QueryError
+from queryopt.errors import ConfigurationError, QueryError, QueryRejected
 from queryopt.hints import HintRules
 from queryopt.hints.effect import HINT_PLAN_ACTIVE_SQL
 from queryopt.optimizer.async_execution import AsyncConnection, AsyncExecutor
@@ -62,6 +62,7 @@ from queryopt.optimizer.core import (
 )
 from queryopt.optimizer.execution import Connection, Params
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
+from queryopt.optimizer.limits import overloaded
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import (
     IDENTIFY_SQL,
@@ -147,6 +148,7 @@ class AsyncOptimizer(FrontEnd):
             options = self._pool_options(min_size=min_size, max_size=max_size, name="queryopt-async")
             pool = AsyncConnectionPool(dsn, **options)
         self.pool = pool
+        self._limit_to(pool.max_size)
         self.executor = AsyncExecutor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
         # Where preparation's worker thread and the recorder connect (a pool's conninfo may be a callable).
         kwargs = pool.kwargs if isinstance(pool.kwargs, dict) else {}
@@ -268,14 +270,23 @@ class AsyncOptimizer(FrontEnd):
         if ttl is not None or timeout is not None or retries is not None:
             check_options(ttl, timeout, retries)
         key = cache_key(call, params) if use_cache else None
-        if key is not None and (hit := await self.cache.aget(key, call.version_keys)) is not None:
-            return hit
+        if key is not None:
+            if self._telemetry is None:
+                hit = await self.cache.aget(key, call.version_keys)
+            else:  # telemetry on: a hit is timed and reported too
+                started = time.perf_counter()
+                if (hit := await self.cache.aget(key, call.version_keys)) is not None:
+                    self.served(call, started)
+            if hit is not None:
+                return hit
         plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
         if plan.key is None:
             return await self._run(plan)
         return await self.cache.aget_or_execute(plan.key, call.version_keys, lambda: self._run(plan), ttl=ttl)
 
-    async def _run(self, plan: CallPlan, tx: AsyncTransaction | None = None) -> QueryResult:
+    async def _run(self, plan: CallPlan, tx: AsyncTransaction | None = None, *, admitted: bool = False) -> QueryResult:
+        if tx is None and not admitted and self.limiter is not None:
+            return await self._run_limited(plan)
         pending: Pending | None = None
         started = time.perf_counter()
         try:
@@ -296,6 +307,26 @@ class AsyncOptimizer(FrontEnd):
         if tables != ():  # most calls invalidate nothing: no coroutine for them
             await self.cache.abump(self.preparer.scope, tables)
         return result
+
+    async def _run_limited(self, plan: CallPlan) -> QueryResult:
+        """:meth:`_run` inside a slot of the call's fingerprint, taken before a connection is (a transaction,
+        which holds its connection already, is not limited)."""
+        limiter = self.limiter
+        assert limiter is not None
+        try:
+            gate = await limiter.acquire_async(plan.call.analysis.fingerprint)
+        except QueryRejected as exc:
+            self.rejected(plan, exc)
+            raise
+        started = time.perf_counter()
+        dropped = False
+        try:
+            return await self._run(plan, admitted=True)
+        except QueryError as exc:
+            dropped = overloaded(exc)
+            raise
+        finally:
+            limiter.release(gate, time.perf_counter() - started, dropped=dropped)
 
     async def _invalidate(self, tables: Tables) -> None:
         if tables != ():

@@ -29,10 +29,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.interfaces import ExceptionContext, ExecuteStyle
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.util.concurrency import await_
 
 from queryopt.cache import ResultCache
 from queryopt.config import Settings
-from queryopt.errors import AnalysisError
+from queryopt.errors import AnalysisError, QueryRejected
 from queryopt.hints import HintRules, planner_settings_applied
 from queryopt.integrations.sqlalchemy.caching import cache_key, cached_rows, fetch_rows, serve_rows
 from queryopt.integrations.sqlalchemy.errors import SQLAlchemyQueryTimeout
@@ -48,11 +49,13 @@ from queryopt.optimizer.execution import (
     timeout_ms,
 )
 from queryopt.optimizer.frontend import FrontEnd
+from queryopt.optimizer.limits import ConcurrencyLimiter, Gate, overloaded
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.observation import CallObserver, open_recorder
 from queryopt.optimizer.preparation import CallPreparer, PreparedCall
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
+from queryopt.telemetry import telemetry_for
 
 __all__ = ["Instrumentation"]
 
@@ -83,13 +86,18 @@ class Instrumentation(FrontEnd):
         self.is_async = bool(engine.dialect.is_async)
         self.settings = settings or Settings.from_env()
         self.cache = cache if cache is not None else ResultCache(self.settings.cache)
+        self._limit_to(pool_size(engine))
         self.preparer = CallPreparer(self.settings, connect=lent_connection, hint_rules=hint_rules)
         self.observer = CallObserver(
             query_stats if query_stats is not None else QueryStats(self.settings.recorder),
             recorder,
             application_name=self.settings.application_name,
             source="sqlalchemy",
+            telemetry=telemetry_for(self.settings),
         )
+        self._telemetry = self.observer.telemetry
+        if self._telemetry is not None:
+            self._telemetry.watch_cache(self.cache)
         self._owns_recorder = recorder is None and self.settings.recorder.enabled
         self.default_timeout_ms = timeout_ms(self.settings.timeout.statement)
         self._calls_get = self.preparer.calls.get
@@ -200,6 +208,8 @@ class Instrumentation(FrontEnd):
             info = conn.info
             target = make_conninfo(info.dsn, password=info.password) if info.password else info.dsn
             self.observer.recorder = open_recorder(self.settings, target)
+            if self._telemetry is not None:
+                self._telemetry.watch_recorder(self.observer.recorder)
 
     # -- the execution events ----------------------------------------------------------------------------
 
@@ -225,7 +235,13 @@ class Instrumentation(FrontEnd):
         call = self._texts_get(statement)
         conn = cursor.connection
         link = getattr(conn, _SYNC_LINK, None)
-        if call is None or link is None or link.owner is not self or call.statement.planner_settings:
+        if (
+            call is None
+            or link is None
+            or link.owner is not self
+            or call.statement.planner_settings
+            or self.limiter is not None
+        ):
             return self._on_execute(cursor, statement, parameters, context)
         limit = self.default_timeout_ms
         if getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit:  # after a statement with its own limit, or a rollback
@@ -238,7 +254,9 @@ class Instrumentation(FrontEnd):
             raise
         duration = _clock() - started
         recorder = self.observer.recorder
-        if recorder is not None and recorder.is_slow(call.analysis.fingerprint, duration):
+        if self._telemetry is not None or (
+            recorder is not None and recorder.is_slow(call.analysis.fingerprint, duration)
+        ):
             self._observe(
                 call,
                 duration,
@@ -317,7 +335,10 @@ class Instrumentation(FrontEnd):
         many: bool = False,
     ) -> None:
         settings = call.statement.planner_settings
+        limiter = self.limiter
+        gate = None if limiter is None else self._admit(limiter, call, None if many else parameters, cache_outcome)
         started = time.perf_counter()
+        dropped = False
         try:
             if settings:
                 with planner_settings_applied(link.conn, settings):
@@ -325,8 +346,13 @@ class Instrumentation(FrontEnd):
             else:
                 execute(cursor, text, parameters, context)
         except BaseException as exc:
+            dropped = overloaded(exc)
             self._failed(call, exc, time.perf_counter() - started, parameters, context, link, limit, cache_outcome)
             raise
+        finally:
+            if gate is not None:
+                assert limiter is not None
+                limiter.release(gate, time.perf_counter() - started, dropped=dropped)
         duration = time.perf_counter() - started
         self.observer.observe(
             call,
@@ -338,6 +364,20 @@ class Instrumentation(FrontEnd):
         )
         if call.invalidates != ():
             self._wrote(link, call.invalidates)
+
+    def _admit(self, limiter: ConcurrencyLimiter, call: PreparedCall, parameters: Any, cache_outcome: str) -> Gate:
+        """A slot of the statement's fingerprint. The connection is already checked out (SQLAlchemy takes it
+        before the SQL is known): a rejection returns it to the pool as soon as the application's error handling
+        does, instead of holding it for the whole slow statement."""
+        try:
+            if self.is_async:
+                return await_(limiter.acquire_async(call.analysis.fingerprint))
+            return limiter.acquire(call.analysis.fingerprint)
+        except QueryRejected as exc:
+            self.observer.rejected(
+                call, exc, identity=self.preparer.identity, params=parameters, cache_outcome=cache_outcome
+            )
+            raise
 
     def _failed(
         self,
@@ -412,12 +452,19 @@ class Instrumentation(FrontEnd):
             self._execute(execute, cursor, call, call.statement.text, parameters, context, link, limit, "bypass")
             return
 
+        ran = False
+
         def run() -> QueryResult:
+            nonlocal ran
+            ran = True
             self._execute(execute, cursor, call, call.statement.text, parameters, context, link, limit, "miss")
             return fetch_rows(cursor)
 
+        started = time.perf_counter()
         # Never wait for another coroutine's run on an event loop: it could not finish meanwhile.
         rows = cached_rows(self.cache, key, call, run, ttl=options.ttl, single_flight=not self.is_async)
+        if not ran and self._telemetry is not None:
+            self.served(call, started)
         serve_rows(context, rows)
 
     # -- errors ------------------------------------------------------------------------------------------
@@ -454,6 +501,18 @@ class Instrumentation(FrontEnd):
 
     def __repr__(self) -> str:
         return f"<queryopt Instrumentation of {self.engine!r}>"
+
+
+def pool_size(engine: Engine) -> int | None:
+    """Connections the engine's pool may hold at once: a ``QueuePool``'s size plus its overflow; ``None`` for a
+    pool without a fixed bound (``NullPool``, unlimited overflow, …)."""
+    pool = engine.pool
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", None)  # QueuePool keeps max_overflow only under this name
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return None
+    total = size() + overflow
+    return total if isinstance(total, int) and total > 0 else None
 
 
 def _execute_no_params(cursor: Any, statement: str, parameters: Any, context: Any) -> None:

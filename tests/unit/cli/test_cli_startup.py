@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from queryopt.cli import report
+from queryopt.cli import advise, report, top
 
 HEAVY = ("psycopg", "psycopg_pool", "rich", "sqlglot", "sqlalchemy", "redis", "tenacity", "queryopt.report")
 
@@ -30,7 +30,7 @@ def test_every_command_help_stays_light_too() -> None:
         "import sys\n"
         "from queryopt.cli import build_parser\n"
         "parser = build_parser()\n"
-        "for command in ('demo', 'explain', 'migrate', 'prune', 'report'):\n"
+        "for command in ('advise', 'demo', 'explain', 'migrate', 'prune', 'report', 'top'):\n"
         "    try:\n"
         "        parser.parse_args([command, '--help'])\n"
         "    except SystemExit:\n"
@@ -49,3 +49,14 @@ def test_the_report_choices_written_out_match_the_report() -> None:
     assert tuple(form.value for form in ReportFormat) == report.FORMATS
     assert report.FORMATS[0] == ReportFormat.TABLE.value
     assert (Severity.WARNING.value, Severity.CRITICAL.value) == report.FAIL_ON
+
+
+def test_the_advise_and_top_defaults_written_out_match_their_sources() -> None:
+    from queryopt.advisor import DEFAULT_MAX_INDEXES
+    from queryopt.advisor.render import AdviceFormat
+    from queryopt.report import SortKey
+
+    assert advise.MAX_INDEXES == DEFAULT_MAX_INDEXES
+    assert tuple(form.value for form in AdviceFormat) == advise.FORMATS
+    assert advise.FORMATS[0] == AdviceFormat.TABLE.value
+    assert tuple(key.value for key in SortKey) == top.SORT_KEYS
