@@ -97,6 +97,13 @@ def _primary_key(conn: psycopg.Connection[Any], optimizer: Optimizer, *, rounds:
     def reused_cursor() -> list[tuple[Any, ...]]:
         return cursor.execute(PK_QUERY, params).fetchall()
 
+    expected = raw()
+    entries = {("prefix", int, 4242): (time.monotonic() + 3600, expected)}
+
+    def dict_floor(key: Any = ("prefix", int, 4242), get: Any = entries.get, clock: Any = time.monotonic) -> Any:
+        entry = get(key)
+        return entry[1] if entry is not None and entry[0] > clock() else None
+
     # partial(): the timed call is the optimizer's own, not a Python wrapper around it.
     cases = [
         Case(BASELINE, raw),
@@ -107,8 +114,8 @@ def _primary_key(conn: psycopg.Connection[Any], optimizer: Optimizer, *, rounds:
         Case("cache hit: Optimizer.execute", partial(optimizer.execute, PK_QUERY, params, use_cache=True)),
         Case("cache hit: Optimizer.query", partial(optimizer.query, PK_QUERY, params, use_cache=True)),
         Case("cache hit: optimize_query", partial(blocking.optimize_query, PK_QUERY, params, use_cache=True)),
+        Case("floor: a dict lookup and an expiry check", dict_floor),
     ]
-    expected = raw()
     assert all(list(getattr(case.call(), "rows", case.call())) == expected for case in cases)
     measure(cases, rounds=rounds, min_time=min_time)
     targets = {

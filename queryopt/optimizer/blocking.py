@@ -6,7 +6,8 @@ dictionary lookup plus the work that truly depends on its parameters.
 
 Connections come from a psycopg pool in autocommit mode: one statement per
 call, committed when it returns, so a write invalidates the cached results of
-the tables it touched right after it succeeded. :meth:`Optimizer.transaction`
+the tables it touched right after it succeeded. A call keeps its connection
+leased for the next one (:mod:`queryopt.optimizer.leases`). :meth:`Optimizer.transaction`
 groups statements; its writes invalidate only after it commits.
 
 Session state does not survive between calls (a pooled connection serves

@@ -8,7 +8,7 @@ from benchmarks import hot_path as benchmark
 def test_quick_run_reports_every_case_against_raw_psycopg_on_one_connection() -> None:
     rows = benchmark.run(quick=True, pinned=False)  # pinning would pin the test process too
     cases = [(row["query"], row["case"]) for row in rows]
-    assert cases[:8] == [
+    assert cases[:9] == [
         ("primary-key lookup", "raw psycopg, one connection"),
         ("primary-key lookup", "floor: raw psycopg, reused cursor"),
         ("primary-key lookup", "Optimizer.query, cache off"),
@@ -17,6 +17,7 @@ def test_quick_run_reports_every_case_against_raw_psycopg_on_one_connection() ->
         ("primary-key lookup", "cache hit: Optimizer.execute"),
         ("primary-key lookup", "cache hit: Optimizer.query"),
         ("primary-key lookup", "cache hit: optimize_query"),
+        ("primary-key lookup", "floor: a dict lookup and an expiry check"),
     ]
     assert rows[0]["target"] == "baseline (no pool)"
     assert ("primary-key lookup, asyncio", "AsyncOptimizer.query, cache off") in cases
