@@ -38,7 +38,7 @@ from queryopt.optimizer.execution import (
     column_names,
 )
 from queryopt.optimizer.leases import AsyncLeases
-from queryopt.result import QueryResult
+from queryopt.result import QueryResult, query_result
 
 __all__ = ["AsyncConnection", "AsyncExecutor", "Deadlines", "ensure_statement_timeout_async"]
 
@@ -162,7 +162,7 @@ class AsyncExecutor(ExecutionRules):
                     deadlines.release(task)
                     raise
                 deadlines.release(task)
-                result = QueryResult(columns, tuple(rows), cursor.rowcount)
+                result = query_result(columns, tuple(rows), cursor.rowcount)
         except BaseException:
             await leases.give_back(lease, started, ok=False)  # a broken connection goes back to the pool, replaced
             raise

@@ -42,7 +42,7 @@ from queryopt.config import RetryPolicy, Settings, TimeoutPolicy
 from queryopt.errors import QueryError, QueryTimeout
 from queryopt.hints import planner_settings_applied
 from queryopt.optimizer.leases import Leases
-from queryopt.result import QueryResult
+from queryopt.result import QueryResult, query_result
 
 __all__ = [
     "ExecutionRules",
@@ -330,15 +330,33 @@ class Executor(ExecutionRules):
 
     def _attempt(self, statement: Statement, params: Params, limit: int, started: float) -> QueryResult:
         leases = self.leases
-        lease = leases.take()
+        shelf = leases.shelf
+        lease = shelf.take() or leases.new()
+        conn = lease.conn
+        cursor = lease.cursor
         try:
-            result = self._execute_on(lease.conn, lease.cursor, statement, params, limit, started)
+            if limit <= 0 or statement.planner_settings or getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit:
+                result = self._execute_on(conn, cursor, statement, params, limit, started)
+            else:  # the common call, inline: no frame of its own
+                watchdog = self.watchdog
+                watchdog.watch(conn, started + limit / 1000 + self.timeouts.network_grace)
+                try:
+                    cursor.execute(statement.text, params)
+                    columns = column_names(cursor.pgresult, conn)
+                    rows = cursor.fetchall() if columns else []
+                except psycopg.Error as exc:
+                    if watchdog.release(conn):
+                        raise _Stalled(str(exc)) from exc
+                    raise
+                watchdog.release(conn)
+                result = query_result(columns, tuple(rows), cursor.rowcount)
         except BaseException:
             leases.give_back(lease, started, ok=False)  # a broken connection goes back to the pool, replaced
             raise
         if len(result.rows) > KEEP_RESULT_ROWS:
-            lease.cursor = lease.conn.cursor()  # the old one, and the large result it holds, are dropped
-        leases.give_back(lease, started)
+            lease.cursor = conn.cursor()  # the old one, and the large result it holds, are dropped
+        if not shelf.keep(lease, started):
+            leases.release(lease)
         return result
 
     def connection(self) -> AbstractContextManager[Connection]:
@@ -386,7 +404,7 @@ class Executor(ExecutionRules):
             raise
         if guarded:
             self.watchdog.release(conn)
-        return QueryResult(columns, tuple(rows), cursor.rowcount)
+        return query_result(columns, tuple(rows), cursor.rowcount)
 
     def close(self) -> None:
         """Return the idle leased connections to the pool and stop the watchdog."""

@@ -177,16 +177,21 @@ class Leases:
 
     def take(self) -> Lease[psycopg.Connection[Any]]:
         """A lease for one call: an idle one, else a new one from the pool (waiting for it as the pool does)."""
-        lease = self.shelf.take()
-        if lease is None:
-            conn = self.pool.getconn()
-            lease = Lease(conn, conn.cursor(), time.perf_counter() + self.shelf.max_hold)
-        return lease
+        return self.shelf.take() or self.new()
+
+    def new(self) -> Lease[psycopg.Connection[Any]]:
+        """A new lease from the pool (waiting for a connection as the pool does)."""
+        conn = self.pool.getconn()
+        return Lease(conn, conn.cursor(), time.perf_counter() + self.shelf.max_hold)
 
     def give_back(self, lease: Lease[psycopg.Connection[Any]], now: float, *, ok: bool = True) -> None:
         """After a call started at ``now``: shelve ``lease``, or return it to the pool (``ok``: the call succeeded)."""
         if not self.shelf.keep(lease, now):
-            self._return(lease, ok=ok)
+            self.release(lease, ok=ok)
+
+    def release(self, lease: Lease[psycopg.Connection[Any]], *, ok: bool = True) -> None:
+        """Return ``lease`` to the pool (committing or rolling back first if it is not in autocommit)."""
+        self._return(lease, ok=ok)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:

@@ -255,7 +255,9 @@ class Instrumentation(FrontEnd):
         duration = _clock() - started
         recorder = self.observer.recorder
         if self._telemetry is not None or (
-            recorder is not None and recorder.is_slow(call.analysis.fingerprint, duration)
+            recorder is not None
+            and duration >= recorder.never_slow_below
+            and recorder.is_slow(call.analysis.fingerprint, duration)
         ):
             self._observe(
                 call,
