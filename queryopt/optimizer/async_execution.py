@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -114,18 +115,15 @@ class AsyncExecutor(ExecutionRules):
         """Pool ``configure`` hook: the default statement timeout, once per connection."""
         await ensure_statement_timeout_async(conn, self.default_timeout_ms)
 
-    async def run(
+    def run(
         self, statement: Statement, params: Params, *, limit_ms: int | None = None, attempts: int | None = None
-    ) -> QueryResult:
-        """Execute ``statement``, retrying transient failures up to ``attempts`` tries in all (default: the policy)."""
-        limit = self.limit(limit_ms)
-        started = time.perf_counter()
-        try:
-            return await self._attempt(statement, params, limit, started)
-        except psycopg.Error as exc:
-            if self.should_retry(statement, exc, attempts):
-                return await self._retry(statement, params, limit, exc, attempts)
-            raise self.translate(statement, exc, limit, started) from exc
+    ) -> Coroutine[Any, Any, QueryResult]:
+        """Execute ``statement``, retrying transient failures up to ``attempts`` tries in all (default: the policy).
+
+        Returns the first attempt's coroutine itself (to await): one coroutine fewer on every call.
+        """
+        limit = self.default_timeout_ms if limit_ms is None else limit_ms
+        return self._attempt(statement, params, limit, time.perf_counter(), attempts)
 
     async def run_on(
         self, conn: AsyncConnection, statement: Statement, params: Params, *, limit_ms: int | None = None
@@ -138,34 +136,51 @@ class AsyncExecutor(ExecutionRules):
         except psycopg.Error as exc:
             raise self.translate(statement, exc, limit, started) from exc
 
-    async def _attempt(self, statement: Statement, params: Params, limit: int, started: float) -> QueryResult:
+    async def _attempt(
+        self,
+        statement: Statement,
+        params: Params,
+        limit: int,
+        started: float,
+        attempts: int | None,
+        *,
+        first: bool = True,
+    ) -> QueryResult:
+        """One try; the first one also decides, on failure, to retry (``attempts``) or raise queryopt's error."""
         leases = self.leases
         shelf = leases.shelf
-        lease = shelf.take() or await leases.take()  # an idle lease costs no await
-        conn = lease.conn
-        cursor = lease.cursor
         try:
-            if limit <= 0 or statement.planner_settings or getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit:
-                result = await self._execute_on(conn, cursor, statement, params, limit, started)
-            else:  # the common call, inline: no coroutine of its own
-                deadlines = self.deadlines
-                task = deadlines.watch(started + limit / 1000 + self.timeouts.network_grace)
-                try:
-                    await cursor.execute(statement.text, params)
-                    columns = column_names(cursor.pgresult, conn)
-                    rows = await cursor.fetchall() if columns else []
-                except asyncio.CancelledError as exc:
-                    if deadlines.release(task):
-                        raise _Stalled("no answer from the server past the client deadline") from exc
-                    raise
-                except BaseException:
+            lease = shelf.take() or await leases.take()  # an idle lease costs no await
+            conn = lease.conn
+            cursor = lease.cursor
+            try:
+                if limit <= 0 or statement.planner_settings or getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit:
+                    result = await self._execute_on(conn, cursor, statement, params, limit, started)
+                else:  # the common call, inline: no coroutine of its own
+                    deadlines = self.deadlines
+                    task = deadlines.watch(started + limit / 1000 + self.timeouts.network_grace)
+                    try:
+                        await cursor.execute(statement.text, params)
+                        columns = column_names(cursor.pgresult, conn)
+                        rows = await cursor.fetchall() if columns else []
+                    except asyncio.CancelledError as exc:
+                        if deadlines.release(task):
+                            raise _Stalled("no answer from the server past the client deadline") from exc
+                        raise
+                    except BaseException:
+                        deadlines.release(task)
+                        raise
                     deadlines.release(task)
-                    raise
-                deadlines.release(task)
-                result = query_result(columns, tuple(rows), cursor.rowcount)
-        except BaseException:
-            await leases.give_back(lease, started, ok=False)  # a broken connection goes back to the pool, replaced
-            raise
+                    result = query_result(columns, tuple(rows), cursor.rowcount)
+            except BaseException:
+                await leases.give_back(lease, started, ok=False)  # a broken connection goes back, replaced
+                raise
+        except psycopg.Error as exc:
+            if not first:
+                raise  # the retry loop decides
+            if self.should_retry(statement, exc, attempts):
+                return await self._retry(statement, params, limit, exc, attempts)
+            raise self.translate(statement, exc, limit, started) from exc
         if len(result.rows) > KEEP_RESULT_ROWS:
             lease.cursor = conn.cursor()  # the old one, and the large result it holds, are dropped
         if not shelf.keep(lease, started):
@@ -225,7 +240,7 @@ class AsyncExecutor(ExecutionRules):
                 with attempt:
                     self.count("retries")
                     started = time.perf_counter()
-                    return await self._attempt(statement, params, limit, started)
+                    return await self._attempt(statement, params, limit, started, attempts, first=False)
         except psycopg.Error as exc:
             raise self.translate(statement, exc, limit, started) from exc
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover

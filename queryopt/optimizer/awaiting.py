@@ -33,7 +33,7 @@ import multiprocessing
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -252,7 +252,7 @@ class AsyncOptimizer(FrontEnd):
 
     # -- running -----------------------------------------------------------------------------------------
 
-    async def execute(
+    def execute(
         self,
         sql: str,
         params: Params = None,
@@ -262,8 +262,30 @@ class AsyncOptimizer(FrontEnd):
         timeout: float | None = None,
         index_hints: IndexHints = None,
         retries: int | None = None,
-    ) -> QueryResult:
+    ) -> Coroutine[Any, Any, QueryResult]:
         """Run one statement; the options mean what they mean in :meth:`queryopt.Optimizer.execute`."""
+        # A prepared text, no cache, no options: the run's own coroutine is returned to be awaited, so the
+        # call costs one coroutine fewer. Everything else (and every error) waits for the await, as before.
+        call = self._texts.get(sql) if index_hints is None and params is not None and self._opened else None
+        if call is not None and not use_cache and ttl is None and timeout is None and retries is None:
+            try:
+                plan = plan_call(self.cache, call, params, None, use_cache=False, ttl=None, timeout=None, retries=None)
+            except QueryError as exc:
+                return _raising(exc)
+            return self._run(plan)
+        return self._execute(sql, params, use_cache, ttl, timeout, index_hints, retries)
+
+    async def _execute(
+        self,
+        sql: str,
+        params: Params,
+        use_cache: bool,
+        ttl: float | None,
+        timeout: float | None,
+        index_hints: IndexHints,
+        retries: int | None,
+    ) -> QueryResult:
+        """:meth:`execute` when it needs to await before running: a new text, the cache, options to check."""
         call = self._texts.get(sql) if index_hints is None and params is not None and self._opened else None
         if call is None:
             call = await self.prepare(sql, index_hints, has_params=params is not None)
@@ -385,6 +407,10 @@ class AsyncTransaction:
 
     async def query(self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any) -> list[Any]:
         return shape_rows(await self.execute(sql, params, **options), rows)
+
+
+async def _raising(error: QueryError) -> QueryResult:
+    raise error
 
 
 def _retrieve(future: Future[Any]) -> None:
