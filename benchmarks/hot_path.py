@@ -13,7 +13,7 @@ rounds of the same run.
   ``AsyncConnection``; a cache hit ≤ 0.5 µs through ``execute`` and ≤ 0.7 µs
   through ``query`` and ``optimize_query`` (tuple rows). A reused cursor on the
   raw connection is shown as the floor.
-- On an aggregate of about 80 ms: a hit ≥ 50,000x faster than running it.
+- On an aggregate (0.1–0.2 s here): a hit ≥ 50,000x faster than running it.
 - In fresh interpreters (subprocesses, medians of several): the resident memory
   ``import queryopt`` adds (≤ 25 MiB) and the wall time of ``queryopt --help``
   (≤ 0.30 s); what importing the optimizer itself adds is shown beside them.
