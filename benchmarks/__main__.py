@@ -23,7 +23,17 @@ from rich.console import Console
 
 from benchmarks._harness import print_table
 
-TOPICS = ("hot_path", "sqlalchemy", "cache", "redis_cache", "async_prepare", "analysis", "recorder", "report")
+TOPICS = (
+    "hot_path",
+    "sqlalchemy",
+    "cache",
+    "redis_cache",
+    "async_prepare",
+    "analysis",
+    "long_lists",
+    "recorder",
+    "report",
+)
 TITLES = {
     "hot_path": "hot path: raw psycopg vs optimize_query vs a cache hit",
     "sqlalchemy": "SQLAlchemy: plain vs instrumented engine",
@@ -31,6 +41,7 @@ TITLES = {
     "redis_cache": "Redis cache hit vs the primary-key lookup it replaces vs the in-memory cache",
     "async_prepare": "event-loop stall while preparing a new SQL text: loop, thread, process",
     "analysis": "SQL analysis: LRU hit, miss, bare sqlglot parse",
+    "long_lists": "analysis of 10k-50k item IN lists and arrays vs a bare sqlglot parse (ms)",
     "recorder": "slow-query recorder: enqueue cost and sustained rows/s",
     "report": "report over 1,000,000 slow-query rows",
 }

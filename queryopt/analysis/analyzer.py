@@ -11,6 +11,7 @@ from sqlglot.tokenizer_core import Token
 from queryopt.analysis.fingerprinting import collapse_lists, fingerprint_of, normalized_text
 from queryopt.analysis.functions import Volatility, unclassified_reason
 from queryopt.analysis.lexical import CommandText, command_text, refresh_target
+from queryopt.analysis.literal_lists import collapse_literal_lists
 from queryopt.analysis.model import Analysis, PlaceholderStyle, StatementKind, TableRef
 from queryopt.analysis.names import table_ref
 from queryopt.analysis.statement import UNMODELLED_DDL_VERBS, ParsedStatement, parse_statement, tokenize
@@ -20,6 +21,9 @@ from queryopt.errors import AnalysisError
 from queryopt.sqltext import split_head
 
 __all__ = ["analyze_uncached"]
+
+# Texts at least this long are first searched for long literal lists to shorten; shorter ones gain nothing.
+_LONG_TEXT = 2048
 
 _DML_KINDS: dict[type[exp.Expr], StatementKind] = {
     exp.Insert: StatementKind.INSERT,
@@ -193,12 +197,31 @@ def _tree_analysis(sql: str, root: exp.Expr) -> Analysis:
     )
 
 
+def _parse_shortened(sql: str) -> ParsedStatement | None:
+    """The tree of ``sql`` with its literal lists shortened, or None to parse the text as it is.
+
+    The original text is parsed instead when nothing was shortened, when the shortened text has an
+    error (so line and column point into the caller's text) and for statements sqlglot keeps as
+    commands (their fingerprint comes from every token).
+    """
+    shortened = collapse_literal_lists(sql)
+    if shortened is sql:
+        return None
+    try:
+        parsed = parse_statement(shortened)
+    except AnalysisError:
+        return None
+    return None if parsed.root is None or isinstance(parsed.root, exp.Command) else parsed
+
+
 def analyze_uncached(sql: str) -> Analysis:
     """Analyse ``sql`` without the cache; raises only :class:`AnalysisError`."""
     if not isinstance(sql, str):
         raise AnalysisError(f"SQL must be a str, got {type(sql).__name__}", sql=repr(sql))
     try:
-        parsed = parse_statement(sql)
+        parsed = _parse_shortened(sql) if len(sql) >= _LONG_TEXT else None
+        if parsed is None:
+            parsed = parse_statement(sql)
         if parsed.root is None or isinstance(parsed.root, exp.Command):
             return _command_analysis(sql, parsed)
         return _tree_analysis(sql, parsed.root)
