@@ -153,7 +153,7 @@ class RecorderPolicy:
     batch_size: int = 500
     """Records written per COPY."""
     flush_interval: float = 1.0
-    """Seconds between background writes."""
+    """Seconds between background writes: also what a killed process loses at most (the records still queued)."""
     capture_params: bool = False
     """Store parameter values with each record (off: values may be personal data)."""
     param_max_length: int = 200
@@ -187,7 +187,7 @@ class RecorderPolicy:
     alert_min_samples: int = 10
     """Calls a fingerprint needs in its window before its baseline is trusted for alerts."""
     alert_min_duration: float = 0.01
-    """Calls faster than this many seconds never raise an alert, whatever their baseline."""
+    """The alert floor: calls faster than this many seconds never raise an alert, whatever their baseline."""
 
     def __post_init__(self) -> None:
         _check_seconds(self, "threshold", allow_zero=True)
@@ -320,6 +320,8 @@ class Settings:
             capture_params=reader.boolean("RECORD_PARAMS", default.recorder.capture_params),
             schema=reader.text("SCHEMA") or default.recorder.schema,
             dsn=reader.text("RECORDER_DSN"),
+            flush_interval=reader.duration("RECORDER_FLUSH_INTERVAL", default.recorder.flush_interval),
+            alert_min_duration=reader.duration("ALERT_MIN_DURATION", default.recorder.alert_min_duration),
         )
         return cls(
             dsn=reader.text("DSN"),
