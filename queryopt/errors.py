@@ -39,6 +39,15 @@ __all__ = [
 ]
 
 
+def migrate_command(schema: str = "queryopt") -> str:
+    """The command that creates queryopt's tables in ``schema``, for messages that tell the user to run it.
+
+    >>> migrate_command(), migrate_command("perf")
+    ('queryopt migrate', 'queryopt migrate --schema perf')
+    """
+    return "queryopt migrate" if schema == "queryopt" else f"queryopt migrate --schema {schema}"
+
+
 def _restore(cls: type[QueryoptError], args: tuple[Any, ...], state: dict[str, Any]) -> QueryoptError:
     error = cls.__new__(cls)
     error.args = args
