@@ -149,6 +149,46 @@ def approximate_size(rows: Rows) -> int:
     return sys.getsizeof(rows) + sampled * count // len(sample)
 
 
+# What a stored entry costs beyond its rows, its key and the objects below: the backend's dictionary
+# slot (hash, key and value pointers, index, spare room at typical fill) and allocator rounding.
+_SLOT_OVERHEAD = 112
+
+
+def _deep_size(value: object, seen: set[int]) -> int:
+    """Bytes of ``value`` and what it holds (tuples followed; types and objects already seen not counted)."""
+    if isinstance(value, type) or id(value) in seen:
+        return 0
+    seen.add(id(value))
+    size = sys.getsizeof(value)
+    if type(value) is tuple:
+        for item in value:
+            size += _deep_size(item, seen)
+    return size
+
+
+def key_size(key: Hashable) -> int:
+    """Bytes a cache key takes per entry.
+
+    Keys are ``(prefix, canonical parameters)``: the prefix (scope and SQL text) belongs to the prepared
+    statement and is shared by all its entries, so only the key tuple and the parameters count.
+    """
+    if type(key) is tuple and len(key) == 2:
+        return sys.getsizeof(key) + _deep_size(key[1], set())
+    return _deep_size(key, set())
+
+
+def entry_size(key: Hashable, entry: CacheEntry) -> int:
+    """Bytes one stored entry takes: rows, key, the entry and result objects, the store's slot."""
+    return (
+        approximate_size(entry.result.rows)
+        + key_size(key)
+        + sys.getsizeof(entry)
+        + sys.getsizeof(entry.result)
+        + sys.getsizeof(entry.versions)
+        + _SLOT_OVERHEAD
+    )
+
+
 def _holds_mutable(rows: Rows) -> bool:
     return any(isinstance(value, _MUTABLE_VALUES) for row in rows for value in row)
 
@@ -520,8 +560,8 @@ class ResultCache:
         if len(result.rows) > self.policy.max_result_rows:
             self._counters["too_large"] += 1
             return
-        size = approximate_size(result.rows)
-        entry = CacheEntry(result, self.clock() + lifetime, versions, generation, size, _holds_mutable(result.rows))
+        entry = CacheEntry(result, self.clock() + lifetime, versions, generation, 0, _holds_mutable(result.rows))
+        entry.size = entry_size(key, entry)
         self.backend.set(key, entry, lifetime)
         self._counters["stores"] += 1
 

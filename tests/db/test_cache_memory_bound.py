@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 MAX_BYTES = 16 * 1024 * 1024
 
 CHILD = textwrap.dedent(
@@ -20,7 +22,7 @@ CHILD = textwrap.dedent(
     import gc, json, os, sys
     from queryopt import CachePolicy, Optimizer, RecorderPolicy, Settings
 
-    dsn, max_bytes = sys.argv[1], int(sys.argv[2])
+    dsn, max_bytes, sql = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     page = os.sysconf("SC_PAGE_SIZE")
 
     def rss():
@@ -31,7 +33,6 @@ CHILD = textwrap.dedent(
         cache=CachePolicy(max_bytes=max_bytes, max_entries=10_000_000),
         recorder=RecorderPolicy(enabled=False),
     )
-    sql = "SELECT %s::int AS id, 'customer ' || %s::text AS name, %s::int * 3 AS total"
     with Optimizer(dsn, settings=settings) as optimizer:
         for i in range(200):  # warm psycopg, the analysis and the prepared statement
             optimizer.query(sql, [-i, -i, -i])
@@ -51,11 +52,26 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_resident_memory_grows_by_about_max_bytes_when_the_cache_is_full(dsn: str) -> None:
+SHAPES = {
+    "one small row": "SELECT %s::int AS id, 'customer ' || %s::text AS name, %s::int * 3 AS total",
+    "25 rows of text and numbers": (
+        "SELECT g AS id, 'line ' || g || ' of order ' || %s::int AS label, g * %s::numeric AS amount"
+        " FROM generate_series(1, 25) g WHERE %s::int IS NOT NULL"
+    ),
+}
+
+
+@pytest.mark.parametrize("sql", SHAPES.values(), ids=SHAPES.keys())
+def test_resident_memory_grows_by_about_max_bytes_when_the_cache_is_full(dsn: str, sql: str) -> None:
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, dsn, str(MAX_BYTES)], capture_output=True, text=True, timeout=240, check=False
+        [sys.executable, "-c", CHILD, dsn, str(MAX_BYTES), sql],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert child.returncode == 0, child.stderr
     measured = json.loads(child.stdout)
     ratio = measured["growth"] / MAX_BYTES
     assert 0.8 <= ratio <= 1.2, f"resident memory grew {ratio:.2f}x max_bytes ({measured})"
+    print(f"resident memory growth {ratio:.2f}x max_bytes: {measured}")

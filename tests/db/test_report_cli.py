@@ -113,7 +113,7 @@ def _assert_one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], 
 
 
 def test_table_missing(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
-    _assert_one_line_error(capsys, ["--dsn", dsn], "apply queryopt's migrations first")
+    _assert_one_line_error(capsys, ["--dsn", dsn], "run `queryopt migrate` first")
 
 
 def test_table_empty(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
