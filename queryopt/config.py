@@ -35,8 +35,11 @@ _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 _MAX_BATCH_SIZE = 100_000  # record ids number the rows of one batch in their low bits
 
 
-def parse_duration(text: str, *, name: str = "duration") -> float:
+def parse_duration(text: str, *, name: str = "duration", require_unit: bool = False) -> float:
     """Parse ``"250ms"``, ``"30"`` (seconds), ``"5m"``, ``"24h"`` or ``"30d"`` into seconds.
+
+    ``require_unit`` refuses a bare number: where the natural unit is not obvious (a report's
+    ``--since 5``: five seconds, minutes or days?), guessing would silently mean something else.
 
     >>> parse_duration("250ms")
     0.25
@@ -47,6 +50,11 @@ def parse_duration(text: str, *, name: str = "duration") -> float:
     if match is None:
         raise ConfigurationError(
             f"{name}: {text!r} is not a duration (use e.g. 250ms, 30s, 5m, 24h, 30d)",
+            setting=name,
+        )
+    if require_unit and match.group(2) is None:
+        raise ConfigurationError(
+            f"{name}: {text.strip()!r} needs a unit (ms, s, m, h or d), e.g. {text.strip()}h or {text.strip()}d",
             setting=name,
         )
     unit = (match.group(2) or "s").lower()
