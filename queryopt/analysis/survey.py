@@ -20,6 +20,7 @@ from sqlglot import exp
 from queryopt.analysis.functions import Volatility, classify_function, has_side_effects
 from queryopt.analysis.model import PlaceholderStyle
 from queryopt.analysis.names import fold_identifier, identifier_text
+from queryopt.analysis.session import set_config_is_local
 
 __all__ = ["FunctionCall", "TreeFacts", "survey"]
 
@@ -109,6 +110,8 @@ class TreeFacts:
     clock_literals: list[str] = field(default_factory=list)
     unrepeatable_samples: int = 0
     lists: list[exp.Expr] = field(default_factory=list)
+    set_config_locals: list[bool] = field(default_factory=list)
+    """One entry per ``set_config`` call: whether it is transaction-local."""
 
 
 def _anonymous_call(node: exp.Expr) -> FunctionCall:
@@ -186,7 +189,10 @@ def _walk(root: exp.Expr, facts: TreeFacts, replace: _Replacer) -> None:
             if isinstance(node.this, exp.Identifier):
                 facts.tables.append(cast(exp.Table, node))
         elif code == _FUNCTION:
-            facts.functions.append(_anonymous_call(node))
+            call = _anonymous_call(node)
+            facts.functions.append(call)
+            if call.name == "set_config":  # read before its arguments become placeholders (pre-order)
+                facts.set_config_locals.append(set_config_is_local(node))
         elif code == _TYPED_FUNCTION:
             function, volatility = _TYPED_UNSTABLE[type(node)]
             facts.functions.append(FunctionCall(function, volatility, False))

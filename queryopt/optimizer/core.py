@@ -14,7 +14,6 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from queryopt.analysis import Analysis, StatementKind
 from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
 from queryopt.errors import ConfigurationError, QueryError
 from queryopt.optimizer.execution import Params, timeout_ms
@@ -166,21 +165,23 @@ def _check_seconds(name: str, value: object) -> None:
 
 
 def refuse_session_settings(call: PreparedCall) -> None:
-    """SET/RESET outside a transaction would change whichever pooled connection ran it: refuse them."""
-    if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis):
+    """A change of session settings outside a transaction would stay on whichever pooled connection ran it."""
+    change = call.analysis.session_change  # decided once per text by the analysis
+    if change is not None and change.outlives_transaction:
         raise QueryError(
-            "SET/RESET outside a transaction would not last: pooled connections serve other calls next. "
-            "Put settings in the connection string, or use Optimizer.transaction() with SET LOCAL",
+            f"{change.form} outside a transaction would change the pooled connection for the calls that "
+            f"follow; instead, {change.advice}",
             sql=call.analysis.sql,
             fingerprint=call.analysis.fingerprint,
         )
 
 
 def refuse_session_settings_in_transaction(call: PreparedCall) -> None:
-    """A plain SET committed in a transaction would stay on the pooled connection: refuse it (SET LOCAL is fine)."""
-    if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis, in_transaction=True):
+    """A session-level change committed in a transaction would stay on the pooled connection (SET LOCAL is fine)."""
+    change = call.analysis.session_change
+    if change is not None and change.outlives_transaction:
         raise QueryError(
-            "SET/RESET would outlive this transaction on a pooled connection: use SET LOCAL",
+            f"{change.form} would outlive this transaction on a pooled connection; instead, {change.advice}",
             sql=call.analysis.sql,
             fingerprint=call.analysis.fingerprint,
         )
@@ -193,14 +194,3 @@ def shape_rows(result: QueryResult, rows: RowShape) -> list[Any]:
     if rows == "dict":
         return result.as_dicts()
     raise ConfigurationError(f"rows must be 'tuple' or 'dict', got {rows!r}", setting="rows")
-
-
-def _changes_session(analysis: Analysis, *, in_transaction: bool = False) -> bool:
-    words = analysis.sql[analysis.head.body_start :].split(None, 2)[:2]
-    verb, scope = (word.upper() for word in [*words, "", ""][:2])
-    if verb == "RESET":
-        return True
-    if verb != "SET" or scope == "LOCAL":
-        return False
-    # SET TRANSACTION / SET CONSTRAINTS last only for the transaction: fine inside one.
-    return not (in_transaction and scope in {"TRANSACTION", "CONSTRAINTS"})

