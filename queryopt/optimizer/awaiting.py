@@ -60,7 +60,7 @@ from queryopt.optimizer.core import (
     plan_transaction_call,
     shape_rows,
 )
-from queryopt.optimizer.execution import Connection, Params
+from queryopt.optimizer.execution import Connection, Params, assume_statement_timeout, known_statement_timeout
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import (
@@ -310,8 +310,16 @@ class AsyncOptimizer(FrontEnd):
             await self.open()
         async with self.pool.connection() as conn:
             tx = AsyncTransaction(self, conn)
-            async with conn.transaction():
-                yield tx
+            limit_before = known_statement_timeout(conn)
+            committed = body_ended = False
+            try:
+                async with conn.transaction():
+                    yield tx
+                    body_ended = True  # skipped when a psycopg.Rollback ends the block quietly
+                committed = body_ended
+            finally:
+                if not committed:  # the rollback put back the session's limit from before the transaction
+                    assume_statement_timeout(conn, limit_before)
         for tables in tx.invalidations:
             await self.cache.abump(self.preparer.scope, tables)
 

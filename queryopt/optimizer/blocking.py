@@ -39,7 +39,13 @@ from queryopt.optimizer.core import (
     plan_transaction_call,
     shape_rows,
 )
-from queryopt.optimizer.execution import Connection, Executor, Params
+from queryopt.optimizer.execution import (
+    Connection,
+    Executor,
+    Params,
+    assume_statement_timeout,
+    known_statement_timeout,
+)
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import CallPreparer, IndexHints, PreparedCall
@@ -168,8 +174,16 @@ class Optimizer(FrontEnd):
         """Run several statements in one transaction; their writes invalidate the cache after the commit."""
         with self.pool.connection() as conn:
             tx = Transaction(self, conn)
-            with conn.transaction():
-                yield tx
+            limit_before = known_statement_timeout(conn)
+            committed = body_ended = False
+            try:
+                with conn.transaction():
+                    yield tx
+                    body_ended = True  # skipped when a psycopg.Rollback ends the block quietly
+                committed = body_ended
+            finally:
+                if not committed:  # the rollback put back the session's limit from before the transaction
+                    assume_statement_timeout(conn, limit_before)
         for tables in tx.invalidations:
             self.cache.bump(self.preparer.scope, tables)
 
