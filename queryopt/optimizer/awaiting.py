@@ -49,6 +49,7 @@ from queryopt.errors import ConfigurationError, QueryError
 from queryopt.hints import HintRules
 from queryopt.hints.effect import HINT_PLAN_ACTIVE_SQL
 from queryopt.optimizer.async_execution import AsyncConnection, AsyncExecutor
+from queryopt.optimizer.connecting import check_connection_async
 from queryopt.optimizer.core import (
     CacheDecision,
     CallPlan,
@@ -60,7 +61,13 @@ from queryopt.optimizer.core import (
     plan_transaction_call,
     shape_rows,
 )
-from queryopt.optimizer.execution import Connection, Params, assume_statement_timeout, known_statement_timeout
+from queryopt.optimizer.execution import (
+    Connection,
+    Params,
+    assume_statement_timeout,
+    known_statement_timeout,
+    pool_connection_kwargs,
+)
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import (
@@ -142,6 +149,7 @@ class AsyncOptimizer(FrontEnd):
         self.analysis_processes = analysis_processes
         self._analysts: ProcessPoolExecutor | None = None
         dsn = self._settle(dsn, settings, cache, has_pool=pool is not None)
+        self._dsn = dsn
         self._owns_pool = pool is None
         if pool is None:
             options = self._pool_options(min_size=min_size, max_size=max_size, name="queryopt-async")
@@ -170,6 +178,8 @@ class AsyncOptimizer(FrontEnd):
         async with self._open_lock:
             if not self._opened:
                 if self._owns_pool:
+                    # A bad DSN fails here, at once, with libpq's reason (the pool would retry until its timeout).
+                    await check_connection_async(self._dsn, pool_connection_kwargs(self.settings))
                     await self.pool.open(wait=True, timeout=self.settings.timeout.connect)
                 if self.preparer.identity is None:
                     async with self.pool.connection() as conn:

@@ -28,6 +28,7 @@ from queryopt.cache import ResultCache
 from queryopt.config import Settings
 from queryopt.errors import QueryError
 from queryopt.hints import HintRules
+from queryopt.optimizer.connecting import check_connection
 from queryopt.optimizer.core import (
     CacheDecision,
     CallPlan,
@@ -45,6 +46,7 @@ from queryopt.optimizer.execution import (
     Params,
     assume_statement_timeout,
     known_statement_timeout,
+    pool_connection_kwargs,
 )
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
 from queryopt.optimizer.live_stats import QueryStats
@@ -91,6 +93,7 @@ class Optimizer(FrontEnd):
         self.preparer = CallPreparer(self.settings, connect=pool.connection, hint_rules=hint_rules)
         self._calls = self.preparer.calls
         if self._owns_pool:
+            check_connection(dsn, pool_connection_kwargs(self.settings))  # a bad DSN fails here, at once
             pool.open(wait=True, timeout=self.settings.timeout.connect)
         if self.preparer.identity is None:
             with pool.connection() as conn:

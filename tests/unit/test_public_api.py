@@ -18,6 +18,7 @@ PUBLIC_API = [
     "CacheError",
     "CachePolicy",
     "ConfigurationError",
+    "DatabaseConnectionError",
     "HintError",
     "HintMode",
     "HintRules",

@@ -16,6 +16,20 @@ class Abandon(Exception):
     """The application gives up its unit of work."""
 
 
+def _abandon(optimizer: Optimizer, *statements: tuple[str, float | None]) -> None:
+    with optimizer.transaction() as tx:
+        for sql, timeout in statements:
+            tx.execute(sql, timeout=timeout)
+        raise Abandon
+
+
+async def _abandon_async(db: AsyncOptimizer, *statements: tuple[str, float | None]) -> None:
+    async with db.transaction() as tx:
+        for sql, timeout in statements:
+            await tx.execute(sql, timeout=timeout)
+        raise Abandon
+
+
 def _settings(dsn: str) -> Settings:
     return Settings(dsn=dsn, timeout=TimeoutPolicy(statement=30.0), recorder=RecorderPolicy(enabled=False))
 
@@ -23,16 +37,14 @@ def _settings(dsn: str) -> Settings:
 def test_a_limit_set_in_a_rolled_back_transaction_does_not_stay_remembered(dsn: str) -> None:
     with Optimizer(settings=_settings(dsn), max_size=1) as optimizer:
         optimizer.query("SELECT 1", timeout=0.01)  # committed: the session's limit is 10 ms now
-        with pytest.raises(Abandon), optimizer.transaction() as tx:
-            tx.execute("SELECT 1")  # the default limit, set inside the transaction
-            raise Abandon
+        with pytest.raises(Abandon):
+            _abandon(optimizer, ("SELECT 1", None))  # the default limit, set inside the transaction
         # The rollback put 10 ms back on the server; a default call must not run under it.
         assert optimizer.query(SHOW) == [("30s",)]
         optimizer.query("SELECT pg_sleep(0.05)")
 
-        with pytest.raises(Abandon), optimizer.transaction() as tx:
-            tx.execute("SELECT 1", timeout=0.01)
-            raise Abandon
+        with pytest.raises(Abandon):
+            _abandon(optimizer, ("SELECT 1", 0.01))
         assert optimizer.query(SHOW) == [("30s",)]
         with pytest.raises(QueryTimeout):
             optimizer.query("SELECT pg_sleep(0.5)", timeout=0.01)  # the 10 ms limit is really set again
@@ -41,9 +53,8 @@ def test_a_limit_set_in_a_rolled_back_transaction_does_not_stay_remembered(dsn: 
 def test_a_failed_statement_in_a_transaction_leaves_the_remembered_limit_true(dsn: str) -> None:
     with Optimizer(settings=_settings(dsn), max_size=1) as optimizer:
         optimizer.query("SELECT 1", timeout=0.01)
-        with pytest.raises(QueryError), optimizer.transaction() as tx:
-            tx.execute("SELECT 1")
-            tx.execute("SELECT 1 / 0")
+        with pytest.raises(QueryError):
+            _abandon(optimizer, ("SELECT 1", None), ("SELECT 1 / 0", None))
         assert optimizer.query(SHOW) == [("30s",)]
 
 
@@ -52,14 +63,10 @@ def test_the_async_optimizer_keeps_it_true_too(dsn: str) -> None:
         async with AsyncOptimizer(settings=_settings(dsn), max_size=1) as db:
             await db.query("SELECT 1", timeout=0.01)
             with pytest.raises(Abandon):
-                async with db.transaction() as tx:
-                    await tx.execute("SELECT 1")
-                    raise Abandon
+                await _abandon_async(db, ("SELECT 1", None))
             assert await db.query(SHOW) == [("30s",)]
             with pytest.raises(QueryError):
-                async with db.transaction() as tx:
-                    await tx.execute("SELECT 1", timeout=0.01)
-                    await tx.execute("SELECT 1 / 0")
+                await _abandon_async(db, ("SELECT 1", 0.01), ("SELECT 1 / 0", None))
             assert await db.query(SHOW) == [("30s",)]
             with pytest.raises(QueryTimeout):
                 await db.query("SELECT pg_sleep(0.5)", timeout=0.01)
