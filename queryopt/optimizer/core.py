@@ -27,6 +27,7 @@ __all__ = [
     "cache_decision",
     "cache_key",
     "call_limit",
+    "check_cache_scope",
     "check_options",
     "check_retries",
     "check_ttl",
@@ -66,14 +67,34 @@ class CallPlan:
     ttl: float | None
 
 
-def cache_key(call: PreparedCall, params: Params) -> Hashable | None:
-    """The cache key of ``call`` with ``params``, or ``None`` when the call must bypass the cache."""
+def cache_key(call: PreparedCall, params: Params, cache_scope: Hashable = None) -> Hashable | None:
+    """The cache key of ``call`` with ``params``, or ``None`` when the call must bypass the cache.
+
+    ``cache_scope`` is the caller's own part of the key (a tenant the server cannot show).
+    """
     if call.bypass_reasons:
         return None
     try:
-        return (call.cache_prefix, canonical_params(params))
+        prefix = call.cache_prefix if cache_scope is None else (call.cache_prefix, cache_scope)
+        return (prefix, canonical_params(params))
     except UnkeyableParams:
         return None
+
+
+def check_cache_scope(cache_scope: object) -> None:
+    """Refuse a ``cache_scope`` that cannot be part of a key: it must be hashable, with a stable ``repr``
+    (Redis keys are digests of it), so strings, numbers and tuples of them."""
+    if not _plain_scope(cache_scope):
+        raise ConfigurationError(
+            f"cache_scope must be a string, a number or a tuple of them, got {cache_scope!r:.80}",
+            setting="cache_scope",
+        )
+
+
+def _plain_scope(value: object) -> bool:
+    if isinstance(value, tuple):
+        return all(_plain_scope(item) for item in value)
+    return value is None or isinstance(value, (str, int, float))
 
 
 def check_options(ttl: float | None, timeout: float | None, retries: int | None) -> None:
