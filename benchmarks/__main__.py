@@ -33,6 +33,8 @@ TOPICS = (
     "long_lists",
     "recorder",
     "report",
+    "advisor",
+    "limits",
 )
 TITLES = {
     "hot_path": "hot path: raw psycopg vs optimize_query vs a cache hit",
@@ -44,6 +46,8 @@ TITLES = {
     "long_lists": "analysis of 10k-50k item IN lists and arrays vs a bare sqlglot parse (ms)",
     "recorder": "slow-query recorder: enqueue cost and sustained rows/s",
     "report": "report over 1,000,000 slow-query rows",
+    "limits": "per-fingerprint limiter: cost per call with a free slot",
+    "advisor": "index advice for 100 recorded fingerprints over 50 tables",
 }
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from queryopt._version import __version__
 
 if TYPE_CHECKING:
+    from queryopt.advisor import Advice, advise
     from queryopt.analysis import (
         Analysis,
         PlaceholderStyle,
@@ -26,8 +27,18 @@ if TYPE_CHECKING:
     )
     from queryopt.cache import ResultCache
     from queryopt.cache.backends.redis import RedisBackend
-    from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
+    from queryopt.config import (
+        CachePolicy,
+        HintMode,
+        LimitMode,
+        LimitPolicy,
+        RecorderPolicy,
+        RetryPolicy,
+        Settings,
+        TimeoutPolicy,
+    )
     from queryopt.errors import (
+        AdvisorError,
         AnalysisError,
         CacheError,
         ConfigurationError,
@@ -36,6 +47,7 @@ if TYPE_CHECKING:
         MigrationError,
         QueryError,
         QueryoptError,
+        QueryRejected,
         QueryTimeout,
         RecorderError,
         ReportError,
@@ -75,6 +87,8 @@ if TYPE_CHECKING:
     from queryopt.result import QueryResult
 
 _EXPORTS: Final[dict[str, str]] = {
+    "Advice": "queryopt.advisor",
+    "AdvisorError": "queryopt.errors",
     "Alert": "queryopt.optimizer",
     "AlertSeverity": "queryopt.optimizer",
     "Analysis": "queryopt.analysis",
@@ -92,12 +106,15 @@ _EXPORTS: Final[dict[str, str]] = {
     "HintSet": "queryopt.hints",
     "JoinHint": "queryopt.hints",
     "Leading": "queryopt.hints",
+    "LimitMode": "queryopt.config",
+    "LimitPolicy": "queryopt.config",
     "MigrationError": "queryopt.errors",
     "Optimizer": "queryopt.optimizer",
     "Parallel": "queryopt.hints",
     "PlaceholderStyle": "queryopt.analysis",
     "PlanComparison": "queryopt.hints",
     "QueryError": "queryopt.errors",
+    "QueryRejected": "queryopt.errors",
     "QueryResult": "queryopt.result",
     "QueryStats": "queryopt.optimizer",
     "QueryTimeout": "queryopt.errors",
@@ -121,6 +138,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "TableRef": "queryopt.analysis",
     "TimeoutPolicy": "queryopt.config",
     "Transaction": "queryopt.optimizer",
+    "advise": "queryopt.advisor",
     "analysis_cache_info": "queryopt.analysis",
     "analyze": "queryopt.analysis",
     "configure": "queryopt.optimizer",
@@ -151,6 +169,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Advice",
+    "AdvisorError",
     "Alert",
     "AlertSeverity",
     "Analysis",
@@ -168,12 +188,15 @@ __all__ = [
     "HintSet",
     "JoinHint",
     "Leading",
+    "LimitMode",
+    "LimitPolicy",
     "MigrationError",
     "Optimizer",
     "Parallel",
     "PlaceholderStyle",
     "PlanComparison",
     "QueryError",
+    "QueryRejected",
     "QueryResult",
     "QueryStats",
     "QueryTimeout",
@@ -198,6 +221,7 @@ __all__ = [
     "TimeoutPolicy",
     "Transaction",
     "__version__",
+    "advise",
     "analysis_cache_info",
     "analyze",
     "configure",

@@ -122,6 +122,7 @@ def render_markdown(report: Report) -> str:
             "share",
             "timeouts",
             "errors",
+            "rejected",
             "trend",
         ],
         [
@@ -138,6 +139,7 @@ def render_markdown(report: Report) -> str:
                 fmt.share(q.share),
                 fmt.count(q.timeouts),
                 fmt.count(q.errors),
+                fmt.count(q.rejections),
                 fmt.trend(q.regression),
             ]
             for rank, q in enumerate(report.queries, start=1)

@@ -8,6 +8,8 @@ import queryopt
 from queryopt import AnalysisError, QueryoptError, QueryTimeout
 
 PUBLIC_API = [
+    "Advice",
+    "AdvisorError",
     "Alert",
     "AlertSeverity",
     "Analysis",
@@ -25,12 +27,15 @@ PUBLIC_API = [
     "HintSet",
     "JoinHint",
     "Leading",
+    "LimitMode",
+    "LimitPolicy",
     "MigrationError",
     "Optimizer",
     "Parallel",
     "PlaceholderStyle",
     "PlanComparison",
     "QueryError",
+    "QueryRejected",
     "QueryResult",
     "QueryStats",
     "QueryTimeout",
@@ -55,6 +60,7 @@ PUBLIC_API = [
     "TimeoutPolicy",
     "Transaction",
     "__version__",
+    "advise",
     "analysis_cache_info",
     "analyze",
     "configure",
