@@ -1,7 +1,8 @@
 """What the cache's policy and its backends share: entries, keys, versions and the backend protocol.
 
 - **Keys** are built by the caller (the optimizer) from the database identity,
-  the role and search_path, the final SQL text (hints included) and the
+  the role, search_path and other session settings (and a caller's ``cache_scope``),
+  the final SQL text (hints included) and the
   parameters in canonical typed form (:func:`canonical_params`).
 - **Entries** carry their expiry time and the versions of the tables their
   query read, snapshotted before the query ran.
