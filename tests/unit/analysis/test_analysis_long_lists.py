@@ -6,8 +6,10 @@ import gc
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from queryopt.analysis import StatementKind, analyze_uncached
+from queryopt.analysis import StatementKind, analyze_uncached, analyzer
 from queryopt.analysis.literal_lists import collapse_literal_lists
 
 
@@ -109,3 +111,21 @@ def test_a_list_after_a_string_holding_a_quote_and_a_bracket_is_still_collapsed(
     collapsed = collapse_literal_lists(sql)
     assert collapsed == "SELECT * FROM t WHERE note = E'a\\'b' AND label IN ('it''s, 0)') AND id NOT IN (-1)"
     assert analyze_uncached(collapsed).fingerprint == analyze_uncached(sql).fingerprint
+
+
+_ITEMS = st.one_of(
+    st.integers(min_value=-(10**12), max_value=10**12).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(lambda value: repr(abs(value))),
+    st.text(alphabet="ab ,()'[]%s$-/*", max_size=8).map(lambda text: "'" + text.replace("'", "''") + "'"),
+)
+
+
+@settings(max_examples=200)
+@given(items=st.lists(_ITEMS, min_size=1, max_size=40), shape=st.sampled_from(["IN ({})", "= ANY(ARRAY[{}])"]))
+def test_a_shortened_text_analyses_exactly_like_the_whole_text(items: list[str], shape: str) -> None:
+    padding = "/* " + "x" * 2100 + " */ "  # long enough to be shortened
+    sql = padding + "SELECT t.a FROM t WHERE t.b " + shape.format(", ".join(items)) + " AND t.c = %s"
+    shortened = analyze_uncached(sql)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(analyzer, "_LONG_TEXT", 10**9)  # the same text, parsed whole
+        assert analyze_uncached(sql) == shortened
