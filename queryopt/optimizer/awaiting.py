@@ -297,8 +297,15 @@ class AsyncOptimizer(FrontEnd):
         if cache_scope is not None:
             check_cache_scope(cache_scope)
         key = cache_key(call, params, cache_scope) if use_cache else None
-        if key is not None and (hit := await self.cache.aget(key, call.version_keys)) is not None:
-            return hit
+        if key is not None:
+            if self._telemetry is None:
+                hit = await self.cache.aget(key, call.version_keys)
+            else:  # telemetry on: a hit is timed and reported too
+                started = time.perf_counter()
+                if (hit := await self.cache.aget(key, call.version_keys)) is not None:
+                    self.served(call, started)
+            if hit is not None:
+                return hit
         plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
         if plan.key is None:
             return await self._run(plan)
