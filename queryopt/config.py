@@ -37,8 +37,11 @@ _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 _MAX_BATCH_SIZE = 100_000  # record ids number the rows of one batch in their low bits
 
 
-def parse_duration(text: str, *, name: str = "duration") -> float:
+def parse_duration(text: str, *, name: str = "duration", require_unit: bool = False) -> float:
     """Parse ``"250ms"``, ``"30"`` (seconds), ``"5m"``, ``"24h"`` or ``"30d"`` into seconds.
+
+    ``require_unit`` refuses a bare number: where the natural unit is not obvious (a report's
+    ``--since 5``: five seconds, minutes or days?), guessing would silently mean something else.
 
     >>> parse_duration("250ms")
     0.25
@@ -49,6 +52,11 @@ def parse_duration(text: str, *, name: str = "duration") -> float:
     if match is None:
         raise ConfigurationError(
             f"{name}: {text!r} is not a duration (use e.g. 250ms, 30s, 5m, 24h, 30d)",
+            setting=name,
+        )
+    if require_unit and match.group(2) is None:
+        raise ConfigurationError(
+            f"{name}: {text.strip()!r} needs a unit (ms, s, m, h or d), e.g. {text.strip()}h or {text.strip()}d",
             setting=name,
         )
     unit = (match.group(2) or "s").lower()
@@ -155,7 +163,7 @@ class RecorderPolicy:
     batch_size: int = 500
     """Records written per COPY."""
     flush_interval: float = 1.0
-    """Seconds between background writes."""
+    """Seconds between background writes: also what a killed process loses at most (the records still queued)."""
     capture_params: bool = False
     """Store parameter values with each record (off: values may be personal data)."""
     param_max_length: int = 200
@@ -189,7 +197,7 @@ class RecorderPolicy:
     alert_min_samples: int = 10
     """Calls a fingerprint needs in its window before its baseline is trusted for alerts."""
     alert_min_duration: float = 0.01
-    """Calls faster than this many seconds never raise an alert, whatever their baseline."""
+    """The alert floor: calls faster than this many seconds never raise an alert, whatever their baseline."""
 
     def __post_init__(self) -> None:
         _check_seconds(self, "threshold", allow_zero=True)
@@ -418,6 +426,8 @@ class Settings:
             capture_params=reader.boolean("RECORD_PARAMS", default.recorder.capture_params),
             schema=reader.text("SCHEMA") or default.recorder.schema,
             dsn=reader.text("RECORDER_DSN"),
+            flush_interval=reader.duration("RECORDER_FLUSH_INTERVAL", default.recorder.flush_interval),
+            alert_min_duration=reader.duration("ALERT_MIN_DURATION", default.recorder.alert_min_duration),
         )
         limits = LimitPolicy(
             **reader.concurrency("FINGERPRINT_CONCURRENCY"),

@@ -33,7 +33,7 @@ import multiprocessing
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -49,30 +49,43 @@ from queryopt.errors import ConfigurationError, QueryError, QueryRejected
 from queryopt.hints import HintRules
 from queryopt.hints.effect import HINT_PLAN_ACTIVE_SQL
 from queryopt.optimizer.async_execution import AsyncConnection, AsyncExecutor
+from queryopt.optimizer.connecting import check_connection_async
 from queryopt.optimizer.core import (
     CacheDecision,
     CallPlan,
     RowShape,
     cache_decision,
     cache_key,
+    check_cache_scope,
     check_options,
     plan_call,
     plan_transaction_call,
     shape_rows,
 )
-from queryopt.optimizer.execution import Connection, Params
+from queryopt.optimizer.execution import (
+    Connection,
+    Params,
+    assume_statement_timeout,
+    known_statement_timeout,
+    pool_connection_kwargs,
+)
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
 from queryopt.optimizer.limits import overloaded
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import (
+    CUSTOM_SETTINGS_SQL,
     IDENTIFY_SQL,
+    POLICY_SETTINGS_SQL,
     VIEW_SOURCES_SQL,
     CallPreparer,
     IndexHints,
     PreparedCall,
+    SessionIdentity,
+    custom_setting_names,
     freeze_hints,
     identity_from_row,
     view_sources,
+    with_custom_settings,
 )
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
@@ -129,6 +142,7 @@ class AsyncOptimizer(FrontEnd):
         settings: Settings | None = None,
         cache: ResultCache | None = None,
         hint_rules: HintRules | None = None,
+        cache_scope: Hashable = None,
         recorder: SlowQueryRecorder | None = None,
         query_stats: QueryStats | None = None,
         min_size: int = 1,
@@ -143,6 +157,7 @@ class AsyncOptimizer(FrontEnd):
         self.analysis_processes = analysis_processes
         self._analysts: ProcessPoolExecutor | None = None
         dsn = self._settle(dsn, settings, cache, has_pool=pool is not None)
+        self._dsn = dsn
         self._owns_pool = pool is None
         if pool is None:
             options = self._pool_options(min_size=min_size, max_size=max_size, name="queryopt-async")
@@ -155,7 +170,10 @@ class AsyncOptimizer(FrontEnd):
         extra = {key: value for key, value in kwargs.items() if key not in _NOT_CONNINFO}
         conninfo = make_conninfo(pool.conninfo if isinstance(pool.conninfo, str) else dsn, **extra)
         self._catalog = _CatalogConnection(conninfo, self.settings)
-        self.preparer = CallPreparer(self.settings, connect=self._catalog.connection, hint_rules=hint_rules)
+        check_cache_scope(cache_scope)
+        self.preparer = CallPreparer(
+            self.settings, connect=self._catalog.connection, hint_rules=hint_rules, cache_scope=cache_scope
+        )
         self._calls = self.preparer.calls
         self._observe_into(recorder, query_stats, conninfo, source="optimize_query_async")
         self._opened = False
@@ -172,6 +190,8 @@ class AsyncOptimizer(FrontEnd):
         async with self._open_lock:
             if not self._opened:
                 if self._owns_pool:
+                    # A bad DSN fails here, at once, with libpq's reason (the pool would retry until its timeout).
+                    await check_connection_async(self._dsn, pool_connection_kwargs(self.settings))
                     await self.pool.open(wait=True, timeout=self.settings.timeout.connect)
                 if self.preparer.identity is None:
                     async with self.pool.connection() as conn:
@@ -190,11 +210,17 @@ class AsyncOptimizer(FrontEnd):
         await self._learn(conn)
 
     async def _learn(self, conn: AsyncConnection) -> None:
-        identity = identity_from_row(conn.info.host, await (await conn.execute(IDENTIFY_SQL)).fetchone())
-        if identity != self.preparer.identity:
+        preparer = self.preparer
+        policy_settings = preparer.policy_settings
+        identity = await _identify(conn, policy_settings)
+        if preparer.new_database(identity):
+            policy_settings = tuple(str(name) for (name,) in await (await conn.execute(POLICY_SETTINGS_SQL)).fetchall())
+            if set(policy_settings) - set(preparer.policy_settings):
+                identity = await _identify(conn, policy_settings)
+        if identity != preparer.identity:
             active = bool(await (await conn.execute(HINT_PLAN_ACTIVE_SQL)).fetchall())
             views = view_sources(await (await conn.execute(VIEW_SOURCES_SQL)).fetchall())
-            self.preparer.adopt(identity, active, views)
+            preparer.adopt(identity, active, views, policy_settings)
 
     async def close(self) -> None:
         """Flush the recorder, close the pool if this optimizer opened it and the catalog connection."""
@@ -260,6 +286,7 @@ class AsyncOptimizer(FrontEnd):
         timeout: float | None = None,
         index_hints: IndexHints = None,
         retries: int | None = None,
+        cache_scope: Hashable = None,
     ) -> QueryResult:
         """Run one statement; the options mean what they mean in :meth:`queryopt.Optimizer.execute`."""
         call = self._calls.get((sql, None, params is not None)) if index_hints is None and self._opened else None
@@ -267,7 +294,9 @@ class AsyncOptimizer(FrontEnd):
             call = await self.prepare(sql, index_hints, has_params=params is not None)
         if ttl is not None or timeout is not None or retries is not None:
             check_options(ttl, timeout, retries)
-        key = cache_key(call, params) if use_cache else None
+        if cache_scope is not None:
+            check_cache_scope(cache_scope)
+        key = cache_key(call, params, cache_scope) if use_cache else None
         if key is not None:
             if self._telemetry is None:
                 hit = await self.cache.aget(key, call.version_keys)
@@ -341,8 +370,16 @@ class AsyncOptimizer(FrontEnd):
             await self.open()
         async with self.pool.connection() as conn:
             tx = AsyncTransaction(self, conn)
-            async with conn.transaction():
-                yield tx
+            limit_before = known_statement_timeout(conn)
+            committed = body_ended = False
+            try:
+                async with conn.transaction():
+                    yield tx
+                    body_ended = True  # skipped when a psycopg.Rollback ends the block quietly
+                committed = body_ended
+            finally:
+                if not committed:  # the rollback put back the session's limit from before the transaction
+                    assume_statement_timeout(conn, limit_before)
         for tables in tx.invalidations:
             await self.cache.abump(self.preparer.scope, tables)
 
@@ -351,6 +388,15 @@ class AsyncOptimizer(FrontEnd):
         if not self._opened:
             await self.open()
         await self.cache.abump(self.preparer.scope, None if table is None else [table])
+
+
+async def _identify(conn: AsyncConnection, custom_settings: Sequence[str]) -> SessionIdentity:
+    """:func:`queryopt.optimizer.preparation.identify` for an asyncio connection."""
+    identity = identity_from_row(conn.info.host, await (await conn.execute(IDENTIFY_SQL)).fetchone())
+    names = custom_setting_names(conn, custom_settings)
+    if not names:
+        return identity
+    return with_custom_settings(identity, await (await conn.execute(CUSTOM_SETTINGS_SQL, [names])).fetchall())
 
 
 class AsyncTransaction:
@@ -403,6 +449,7 @@ async def optimize_query_async(
     index_hints: IndexHints = None,
     retries: int | None = None,
     rows: RowShape = "tuple",
+    cache_scope: Hashable = None,
 ) -> list[Any]:
     """Run one statement through the event loop's default :class:`AsyncOptimizer` and return its rows.
 
@@ -419,6 +466,13 @@ async def optimize_query_async(
     else:
         optimizer = default[1]
     result = await optimizer.execute(
-        sql, params, use_cache=use_cache, ttl=ttl, timeout=timeout, index_hints=index_hints, retries=retries
+        sql,
+        params,
+        use_cache=use_cache,
+        ttl=ttl,
+        timeout=timeout,
+        index_hints=index_hints,
+        retries=retries,
+        cache_scope=cache_scope,
     )
     return shape_rows(result, rows)

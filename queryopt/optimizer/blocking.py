@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,18 +28,27 @@ from queryopt.cache import ResultCache
 from queryopt.config import Settings
 from queryopt.errors import QueryError, QueryRejected
 from queryopt.hints import HintRules
+from queryopt.optimizer.connecting import check_connection
 from queryopt.optimizer.core import (
     CacheDecision,
     CallPlan,
     RowShape,
     cache_decision,
     cache_key,
+    check_cache_scope,
     check_options,
     plan_call,
     plan_transaction_call,
     shape_rows,
 )
-from queryopt.optimizer.execution import Connection, Executor, Params
+from queryopt.optimizer.execution import (
+    Connection,
+    Executor,
+    Params,
+    assume_statement_timeout,
+    known_statement_timeout,
+    pool_connection_kwargs,
+)
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
 from queryopt.optimizer.limits import overloaded
 from queryopt.optimizer.live_stats import QueryStats
@@ -61,7 +70,9 @@ class Optimizer(FrontEnd):
     """Runs queries on a PostgreSQL database with hints, timeouts, retries, caching and recording.
 
     Give it a ``dsn`` (it then owns a pool) or a psycopg ``pool`` of your own. A ``cache`` may be
-    shared between optimizers: keys carry the database and role, so results never cross them.
+    shared between optimizers: keys carry the database, the role and the session's settings (those
+    of the connection string, of a pool ``configure`` hook, and custom ones that row-level-security
+    policies read), plus ``cache_scope`` when given, so results never cross roles or tenants.
     """
 
     def __init__(
@@ -72,6 +83,7 @@ class Optimizer(FrontEnd):
         settings: Settings | None = None,
         cache: ResultCache | None = None,
         hint_rules: HintRules | None = None,
+        cache_scope: Hashable = None,
         recorder: SlowQueryRecorder | None = None,
         query_stats: QueryStats | None = None,
         min_size: int = 1,
@@ -84,9 +96,13 @@ class Optimizer(FrontEnd):
         self.pool = pool
         self._limit_to(pool.max_size)
         self.executor = Executor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
-        self.preparer = CallPreparer(self.settings, connect=pool.connection, hint_rules=hint_rules)
+        check_cache_scope(cache_scope)
+        self.preparer = CallPreparer(
+            self.settings, connect=pool.connection, hint_rules=hint_rules, cache_scope=cache_scope
+        )
         self._calls = self.preparer.calls
         if self._owns_pool:
+            check_connection(dsn, pool_connection_kwargs(self.settings))  # a bad DSN fails here, at once
             pool.open(wait=True, timeout=self.settings.timeout.connect)
         if self.preparer.identity is None:
             with pool.connection() as conn:
@@ -117,20 +133,25 @@ class Optimizer(FrontEnd):
         timeout: float | None = None,
         index_hints: IndexHints = None,
         retries: int | None = None,
+        cache_scope: Hashable = None,
     ) -> QueryResult:
         """Run one statement and return its :class:`~queryopt.result.QueryResult`.
 
         ``use_cache`` serves and stores cacheable reads (``ttl`` seconds, default from the policy);
         ``timeout`` (seconds) overrides the statement timeout for this call; ``retries`` the number
         of tries in all; ``index_hints`` names indexes (``["orders_customer_idx"]``), maps tables or
-        aliases to indexes (``{"o": "orders_customer_idx"}``) or gives hint objects.
+        aliases to indexes (``{"o": "orders_customer_idx"}``) or gives hint objects. ``cache_scope``
+        (a string, number or tuple of them) is added to the cache key, for results that depend on
+        something the session does not show (a tenant picked inside the statement).
         """
         call = self._calls.get((sql, None, params is not None)) if index_hints is None else None
         if call is None:
             call = self.preparer.prepare(sql, index_hints, has_params=params is not None)
         if ttl is not None or timeout is not None or retries is not None:
             check_options(ttl, timeout, retries)
-        key = cache_key(call, params) if use_cache else None
+        if cache_scope is not None:
+            check_cache_scope(cache_scope)
+        key = cache_key(call, params, cache_scope) if use_cache else None
         if key is not None:
             if self._telemetry is None:
                 hit = self.cache.get(key, call.version_keys)
@@ -199,8 +220,16 @@ class Optimizer(FrontEnd):
         """Run several statements in one transaction; their writes invalidate the cache after the commit."""
         with self.pool.connection() as conn:
             tx = Transaction(self, conn)
-            with conn.transaction():
-                yield tx
+            limit_before = known_statement_timeout(conn)
+            committed = body_ended = False
+            try:
+                with conn.transaction():
+                    yield tx
+                    body_ended = True  # skipped when a psycopg.Rollback ends the block quietly
+                committed = body_ended
+            finally:
+                if not committed:  # the rollback put back the session's limit from before the transaction
+                    assume_statement_timeout(conn, limit_before)
         for tables in tx.invalidations:
             self.cache.bump(self.preparer.scope, tables)
 
@@ -282,11 +311,19 @@ def optimize_query(
     index_hints: IndexHints = None,
     retries: int | None = None,
     rows: RowShape = "tuple",
+    cache_scope: Hashable = None,
 ) -> list[Any]:
     """Run one statement through the default optimizer and return its rows (see :meth:`Optimizer.execute`)."""
     optimizer = _default if _default is not None else default_optimizer()
     result = optimizer.execute(
-        sql, params, use_cache=use_cache, ttl=ttl, timeout=timeout, index_hints=index_hints, retries=retries
+        sql,
+        params,
+        use_cache=use_cache,
+        ttl=ttl,
+        timeout=timeout,
+        index_hints=index_hints,
+        retries=retries,
+        cache_scope=cache_scope,
     )
     return shape_rows(result, rows)
 

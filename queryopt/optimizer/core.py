@@ -14,7 +14,6 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from queryopt.analysis import Analysis, StatementKind
 from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
 from queryopt.errors import ConfigurationError, QueryError
 from queryopt.optimizer.execution import Params, timeout_ms
@@ -28,6 +27,7 @@ __all__ = [
     "cache_decision",
     "cache_key",
     "call_limit",
+    "check_cache_scope",
     "check_options",
     "check_retries",
     "check_ttl",
@@ -67,14 +67,34 @@ class CallPlan:
     ttl: float | None
 
 
-def cache_key(call: PreparedCall, params: Params) -> Hashable | None:
-    """The cache key of ``call`` with ``params``, or ``None`` when the call must bypass the cache."""
+def cache_key(call: PreparedCall, params: Params, cache_scope: Hashable = None) -> Hashable | None:
+    """The cache key of ``call`` with ``params``, or ``None`` when the call must bypass the cache.
+
+    ``cache_scope`` is the caller's own part of the key (a tenant the server cannot show).
+    """
     if call.bypass_reasons:
         return None
     try:
-        return (call.cache_prefix, canonical_params(params))
+        prefix = call.cache_prefix if cache_scope is None else (call.cache_prefix, cache_scope)
+        return (prefix, canonical_params(params))
     except UnkeyableParams:
         return None
+
+
+def check_cache_scope(cache_scope: object) -> None:
+    """Refuse a ``cache_scope`` that cannot be part of a key: it must be hashable, with a stable ``repr``
+    (Redis keys are digests of it), so strings, numbers and tuples of them."""
+    if not _plain_scope(cache_scope):
+        raise ConfigurationError(
+            f"cache_scope must be a string, a number or a tuple of them, got {cache_scope!r:.80}",
+            setting="cache_scope",
+        )
+
+
+def _plain_scope(value: object) -> bool:
+    if isinstance(value, tuple):
+        return all(_plain_scope(item) for item in value)
+    return value is None or isinstance(value, (str, int, float))
 
 
 def check_options(ttl: float | None, timeout: float | None, retries: int | None) -> None:
@@ -166,21 +186,23 @@ def _check_seconds(name: str, value: object) -> None:
 
 
 def refuse_session_settings(call: PreparedCall) -> None:
-    """SET/RESET outside a transaction would change whichever pooled connection ran it: refuse them."""
-    if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis):
+    """A change of session settings outside a transaction would stay on whichever pooled connection ran it."""
+    change = call.analysis.session_change  # decided once per text by the analysis
+    if change is not None and change.outlives_transaction:
         raise QueryError(
-            "SET/RESET outside a transaction would not last: pooled connections serve other calls next. "
-            "Put settings in the connection string, or use Optimizer.transaction() with SET LOCAL",
+            f"{change.form} outside a transaction would change the pooled connection for the calls that "
+            f"follow; instead, {change.advice}",
             sql=call.analysis.sql,
             fingerprint=call.analysis.fingerprint,
         )
 
 
 def refuse_session_settings_in_transaction(call: PreparedCall) -> None:
-    """A plain SET committed in a transaction would stay on the pooled connection: refuse it (SET LOCAL is fine)."""
-    if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis, in_transaction=True):
+    """A session-level change committed in a transaction would stay on the pooled connection (SET LOCAL is fine)."""
+    change = call.analysis.session_change
+    if change is not None and change.outlives_transaction:
         raise QueryError(
-            "SET/RESET would outlive this transaction on a pooled connection: use SET LOCAL",
+            f"{change.form} would outlive this transaction on a pooled connection; instead, {change.advice}",
             sql=call.analysis.sql,
             fingerprint=call.analysis.fingerprint,
         )
@@ -193,14 +215,3 @@ def shape_rows(result: QueryResult, rows: RowShape) -> list[Any]:
     if rows == "dict":
         return result.as_dicts()
     raise ConfigurationError(f"rows must be 'tuple' or 'dict', got {rows!r}", setting="rows")
-
-
-def _changes_session(analysis: Analysis, *, in_transaction: bool = False) -> bool:
-    words = analysis.sql[analysis.head.body_start :].split(None, 2)[:2]
-    verb, scope = (word.upper() for word in [*words, "", ""][:2])
-    if verb == "RESET":
-        return True
-    if verb != "SET" or scope == "LOCAL":
-        return False
-    # SET TRANSACTION / SET CONSTRAINTS last only for the transaction: fine inside one.
-    return not (in_transaction and scope in {"TRANSACTION", "CONSTRAINTS"})

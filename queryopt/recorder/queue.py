@@ -9,6 +9,10 @@ application's database for plans of some of them, and COPYs the batch into
 is unreachable the thread retries with exponential backoff (tenacity) and the
 queue keeps what fits; beyond ``queue_size`` records, new ones are dropped and
 counted. Everything still queued is flushed at interpreter exit.
+
+A missing table (or schema) is not an outage: ``queryopt migrate`` was never run.
+The writer says so once, naming the command, drops what is queued and stops;
+the recorder then refuses records without a word until the process restarts.
 """
 
 from __future__ import annotations
@@ -24,10 +28,17 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential, wait_random
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    wait_exponential,
+    wait_random,
+)
 
 from queryopt.config import RecorderPolicy
-from queryopt.errors import REJECTED_SQLSTATE, RecorderError
+from queryopt.errors import REJECTED_SQLSTATE, RecorderError, migrate_command
 from queryopt.recorder.plan_capture import PlanCapture
 from queryopt.recorder.record import SlowQuery
 from queryopt.recorder.table import BatchResult, SlowQueryTable, new_record_ids, to_row
@@ -48,6 +59,8 @@ BACKGROUND_CONNECTION_OPTIONS: dict[str, Any] = {
 }
 _WRITE_STATEMENT_TIMEOUT_MS = 30_000
 _FIRST_BACKOFF = 0.05  # seconds before the first retry; doubles up to RecorderPolicy.retry_max_backoff
+# undefined_table, invalid_schema_name: queryopt's schema was never created here; retrying cannot help.
+_NO_TABLE = (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName)
 
 
 def _connection_options(conninfo: str, name: str) -> dict[str, Any]:
@@ -265,7 +278,7 @@ class SlowQueryRecorder:
         ids = new_record_ids(len(batch))
         rows = [to_row(record, ids[index], plans.get(index), self.policy) for index, record in enumerate(batch)]
         retrying = Retrying(
-            retry=retry_if_exception_type(psycopg.Error),
+            retry=retry_if_exception_type(psycopg.Error) & retry_if_not_exception_type(_NO_TABLE),
             wait=wait_exponential(multiplier=_FIRST_BACKOFF, max=self.policy.retry_max_backoff)
             + wait_random(0, _FIRST_BACKOFF),
             stop=lambda state: self._stopping.is_set(),
@@ -279,6 +292,9 @@ class SlowQueryRecorder:
                     # After any failed attempt the batch may have committed (a lost acknowledgement): resend safely.
                     resend = attempt.retry_state.attempt_number > 1
                     result = self._table.write(self._connection(), rows, resend=resend)
+        except _NO_TABLE as exc:
+            self._stop_without_table(exc, batch)
+            return False
         except psycopg.Error as exc:
             self._note_failure_exc(exc)
             with self._lock:
@@ -303,6 +319,28 @@ class SlowQueryRecorder:
         if result.rejected:
             logger.warning("queryopt: the database refused %d slow-query records; dropped", result.rejected)
         return True
+
+    def _stop_without_table(self, exc: psycopg.Error, batch: list[SlowQuery]) -> None:
+        """Say once that the table is missing (and how to create it), drop every record and stop."""
+        with self._progress:
+            self._counts["write_failures"] += 1
+            dropped = len(batch) + len(self._queue)
+            self._queue.clear()
+            self._counts["dropped"] += dropped
+            self._closed = True
+            self._pending = 0
+            self._finished = self._accepted
+            self._progress.notify_all()
+        self._stopping.set()
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        logger.warning(
+            "queryopt: %s.slow_queries does not exist (%s): run `%s` to create it; slow queries are not "
+            "recorded until this process restarts (%d dropped)",
+            self.policy.schema,
+            reason,
+            migrate_command(self.policy.schema),
+            dropped,
+        )
 
     def _backoff(self, seconds: float) -> None:
         self._stopping.wait(seconds)  # close() cuts the wait short

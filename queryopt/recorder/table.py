@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 
 from queryopt.config import RecorderPolicy
-from queryopt.errors import RecorderError
+from queryopt.errors import RecorderError, migrate_command
 
 if TYPE_CHECKING:
     from queryopt.recorder.record import SlowQuery
@@ -262,7 +262,7 @@ def prune(conninfo: str, older_than: float, *, schema: str = "queryopt", batch_s
         with psycopg.connect(conninfo, autocommit=True) as conn:
             found = conn.execute("SELECT to_regclass(%s)", [f"{schema}.slow_queries"]).fetchone()
             if found is None or found[0] is None:
-                raise RecorderError(f"{schema}.slow_queries does not exist: run `queryopt migrate` first")
+                raise RecorderError(f"{schema}.slow_queries does not exist: run `{migrate_command(schema)}` first")
             cutoff = conn.execute("SELECT now() - make_interval(secs => %s)", [float(older_than)]).fetchone()
             assert cutoff is not None
             while True:

@@ -92,3 +92,10 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects_nonsense() -> None:
     with pytest.raises(ConfigurationError, match="--since"):
         parse_duration("yesterday", name="--since")
+
+
+def test_from_env_reads_the_recorder_flush_interval_and_the_alert_floor() -> None:
+    settings = Settings.from_env({"QUERYOPT_RECORDER_FLUSH_INTERVAL": "250ms", "QUERYOPT_ALERT_MIN_DURATION": "50ms"})
+    assert settings.recorder.flush_interval == 0.25
+    assert settings.recorder.alert_min_duration == 0.05
+    assert Settings.from_env({}).recorder.alert_min_duration == 0.01

@@ -20,6 +20,7 @@ PUBLIC_API = [
     "CacheError",
     "CachePolicy",
     "ConfigurationError",
+    "DatabaseConnectionError",
     "HintError",
     "HintMode",
     "HintRules",

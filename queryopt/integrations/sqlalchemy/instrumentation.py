@@ -439,7 +439,7 @@ class Instrumentation(FrontEnd):
         limit: int,
         options: StatementOptions,
     ) -> None:
-        key = cache_key(call, parameters, context, link)
+        key = cache_key(call, parameters, context, link, options.cache_scope)
         if key is None:
             self.cache.count_bypass()
             self._execute(execute, cursor, call, call.statement.text, parameters, context, link, limit, "bypass")

@@ -125,6 +125,21 @@ def test_csv_has_every_number_at_full_precision(seeded: tuple[Report, list[seed.
     assert xss["severity"] == "new"
 
 
+def test_csv_names_the_empty_hint_and_cache_values_instead_of_writing_formulas(
+    seeded: tuple[Report, list[seed.Seed]],
+) -> None:
+    result, seeds = seeded
+    records = list(csv.DictReader(io.StringIO(render_csv(result))))
+    checked = 0
+    for record, e in zip(records, _expected_rows(seeds, result), strict=True):
+        for column, expected, empty in (("hints", e.hints, "none"), ("cache_outcomes", e.cache_outcomes, "not cached")):
+            cells = dict(pair.rsplit("=", 1) for pair in record[column].split("; ")) if record[column] else {}
+            assert not record[column].startswith(("'", "=")), record[column]
+            assert cells == {empty if value is None else value: str(calls) for value, calls in expected.items()}
+            checked += None in expected
+    assert checked  # the seed has calls without hints
+
+
 # -- Markdown -----------------------------------------------------------------------------------------
 
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
