@@ -30,7 +30,8 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from queryopt.config import RecorderPolicy
 from queryopt.errors import RecorderError
-from queryopt.plans import PlanCapture
+from queryopt.plan_history import PlanHistoryTable, plan_uses
+from queryopt.plans import CapturedPlan, PlanCapture
 from queryopt.slow_table import BatchResult, SlowQueryTable, new_record_ids, to_row
 
 __all__ = ["SlowQuery", "SlowQueryRecorder"]
@@ -113,6 +114,7 @@ class SlowQueryRecorder:
         self._connect_options = options
         self._clock = clock
         self._table = SlowQueryTable(policy.schema)
+        self._history = PlanHistoryTable(policy.schema)
         self._plans = (
             PlanCapture(
                 explain_conninfo,
@@ -148,6 +150,7 @@ class SlowQueryRecorder:
                 "write_failures",
                 "rejected",
                 "resent_duplicates",
+                "plan_history_failures",
             ),
             0,
         )
@@ -283,9 +286,15 @@ class SlowQueryRecorder:
 
     def _write_batch(self, batch: list[SlowQuery]) -> bool:
         """Write one batch, retrying while the database is unreachable; ``False`` if given up at close."""
+        known = dict(self._plans.current) if self._plans is not None else {}
         plans = self._plans.plans(batch) if self._plans is not None else {}
+        hashes = self._plan_hashes(batch, plans, known)
         ids = new_record_ids(len(batch))
-        rows = [to_row(record, ids[index], plans.get(index), self.policy) for index, record in enumerate(batch)]
+        rows = []
+        for index, record in enumerate(batch):
+            captured = plans.get(index)
+            plan = captured.plan if captured is not None else None
+            rows.append(to_row(record, ids[index], plan, self.policy, hashes[index]))
         retrying = Retrying(
             retry=retry_if_exception_type(psycopg.Error),
             wait=wait_exponential(multiplier=_FIRST_BACKOFF, max=self.policy.retry_max_backoff)
@@ -309,6 +318,7 @@ class SlowQueryRecorder:
         except Exception:  # a bug, not an outage: retrying would block the queue forever
             logger.exception("queryopt: cannot write a batch of %d slow-query records; dropped", len(batch))
             result = BatchResult(0, 0, len(batch))
+        self._write_history(batch, hashes, plans)
         if self._failing_since is not None:
             logger.info(
                 "queryopt: slow-query recorder writing again after %.1fs", time.monotonic() - self._failing_since
@@ -325,6 +335,33 @@ class SlowQueryRecorder:
         if result.rejected:
             logger.warning("queryopt: the database refused %d slow-query records; dropped", result.rejected)
         return True
+
+    @staticmethod
+    def _plan_hashes(
+        batch: list[SlowQuery], plans: dict[int, CapturedPlan], known: dict[str, str]
+    ) -> list[str | None]:
+        """The plan each record ran with: the latest captured for its fingerprint up to that record.
+
+        ``known`` holds each fingerprint's latest plan before this batch."""
+        latest = dict(known)
+        hashes: list[str | None] = []
+        for index, record in enumerate(batch):
+            captured = plans.get(index)
+            if captured is not None and captured.plan_hash is not None:
+                latest[record.fingerprint] = captured.plan_hash
+            hashes.append(latest.get(record.fingerprint))
+        return hashes
+
+    def _write_history(self, batch: list[SlowQuery], hashes: list[str | None], plans: dict[int, CapturedPlan]) -> None:
+        uses = plan_uses(batch, hashes, plans)
+        if not uses or self._conn is None:
+            return
+        try:
+            self._history.write(self._conn, uses)
+        except psycopg.Error as exc:  # the calls are stored; only their plan bookkeeping is lost
+            with self._lock:
+                self._counts["plan_history_failures"] += 1
+            logger.warning("queryopt: cannot write %s.plan_history: %s", self.policy.schema, exc)
 
     def _backoff(self, seconds: float) -> None:
         self._stopping.wait(seconds)  # close() cuts the wait short
