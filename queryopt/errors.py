@@ -13,6 +13,7 @@ catches everything queryopt itself decides to raise::
      ├── RecorderError           the slow-query recorder cannot be set up
      ├── MigrationError          queryopt's own schema cannot be created or checked
      ├── ReportError             a report cannot be produced (no table, bad window, …)
+     ├── PinError                a plan cannot be pinned or unpinned (no pg_hint_plan, shape not reproduced, …)
      └── ServerError             an embedded PostgreSQL cannot be found, started or stopped
 
 Errors carry their context as attributes (``sql``, ``fingerprint``, ``sqlstate``,
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigurationError",
     "HintError",
     "MigrationError",
+    "PinError",
     "QueryError",
     "QueryTimeout",
     "QueryoptError",
@@ -165,6 +167,16 @@ class ReportError(QueryoptError):
     """A report cannot be produced; the message says why in one line."""
 
     __module__ = "queryopt"
+
+
+class PinError(QueryoptError):
+    """A plan cannot be pinned or unpinned; the message says why and what to do next."""
+
+    __module__ = "queryopt"
+
+    def __init__(self, message: str, *, fingerprint: str | None = None) -> None:
+        super().__init__(message)
+        self.fingerprint = fingerprint
 
 
 class ServerError(QueryoptError):

@@ -49,7 +49,7 @@ _UNHINTABLE_SCANS = frozenset(
 )
 _SUBPLAN_RELATIONS = frozenset({"InitPlan", "SubPlan"})
 # What else the planner chose that is part of the shape: join type, aggregate strategy, CTE and function names.
-_DETAIL_KEYS = ("Join Type", "Strategy", "Operation", "CTE Name", "Function Name")
+_DETAIL_KEYS = ("Join Type", "Strategy", "Partial Mode", "Operation", "CTE Name", "Function Name")
 
 
 @dataclass(frozen=True, slots=True)
