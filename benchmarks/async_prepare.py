@@ -26,8 +26,8 @@ from contextlib import AbstractContextManager
 from benchmarks._harness import format_seconds, print_table
 from queryopt.analysis import analyze_uncached
 from queryopt.config import Settings
-from queryopt.execution import Connection
-from queryopt.preparation import CallPreparer
+from queryopt.optimizer.execution import Connection
+from queryopt.optimizer.preparation import CallPreparer
 from tests.corpus.tpch import TPCH_QUERIES
 
 PK_LOOKUP = "SELECT id, name, balance FROM accounts WHERE id = %s"

@@ -18,10 +18,10 @@ from psycopg_pool import ConnectionPool
 
 from benchmarks._harness import Case, format_seconds, measure, pin, print_table
 from queryopt.config import Settings
-from queryopt.embedded import EmbeddedPostgres
-from queryopt.migrate import migrate
-from queryopt.optimizer import Optimizer
+from queryopt.embedded.postgres import EmbeddedPostgres
+from queryopt.optimizer.blocking import Optimizer
 from queryopt.result import QueryResult
+from queryopt.schema.migrator import migrate
 
 PK_QUERY = "SELECT id, name, balance FROM accounts WHERE id = %s"
 AGGREGATE_QUERY = (

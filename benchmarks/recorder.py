@@ -25,8 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 from queryopt import QueryStats, RecorderPolicy, SlowQuery, SlowQueryRecorder
-from queryopt.embedded import EmbeddedPostgres
-from queryopt.migrate import migrate
+from queryopt.embedded.postgres import EmbeddedPostgres
+from queryopt.schema.migrator import migrate
 
 SUBMIT_TARGET_US = 5.0
 OBSERVE_TARGET_US = 1.0

@@ -28,12 +28,12 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from benchmarks._harness import Case, format_seconds, measure, pin, print_table
-from queryopt.backends.redis import RedisBackend
 from queryopt.cache import ResultCache, canonical_params
+from queryopt.cache.backends.redis import RedisBackend
 from queryopt.config import CachePolicy, RecorderPolicy, Settings
-from queryopt.embedded import EmbeddedPostgres
-from queryopt.embedded_redis import EmbeddedRedis
-from queryopt.optimizer import Optimizer
+from queryopt.embedded.postgres import EmbeddedPostgres
+from queryopt.embedded.redis import EmbeddedRedis
+from queryopt.optimizer.blocking import Optimizer
 
 PK_QUERY = "SELECT id, name, balance FROM accounts WHERE id = %s"
 PAGE_QUERY = "SELECT id, name, balance FROM accounts WHERE id > %s ORDER BY id LIMIT 100"

@@ -5,7 +5,7 @@
     python -m benchmarks.report --explain  # also print EXPLAIN ANALYZE of every report statement
 
 Rows are generated server-side (``INSERT … SELECT generate_series``) into a
-throwaway PostgreSQL (queryopt.embedded) or the database named by ``--dsn``:
+throwaway PostgreSQL (queryopt.embedded.postgres) or the database named by ``--dsn``:
 200 fingerprints with a skewed call count, durations 100 ms – 2.4 s, 1 % timeouts,
 ~2 % errors, a third hinted, a few fingerprints 3.5x slower in the reported
 window so the regression view has findings. Rows are inserted in time order
@@ -29,11 +29,11 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from queryopt.embedded import EmbeddedPostgres
-from queryopt.migrate import migrate
+from queryopt.embedded.postgres import EmbeddedPostgres
 from queryopt.report import Severity, render, report, statements
 from queryopt.report.render import ReportFormat
 from queryopt.report.window import bucket_starts, resolve_window
+from queryopt.schema.migrator import migrate
 
 TARGET_SECONDS = 3.0
 NOW = datetime(2024, 5, 2, 12, 0, tzinfo=UTC)

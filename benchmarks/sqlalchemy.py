@@ -30,7 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from benchmarks._harness import Case, format_seconds, measure, pin, print_table
 from queryopt import CachePolicy, RecorderPolicy, Settings
-from queryopt.embedded import EmbeddedPostgres
+from queryopt.embedded.postgres import EmbeddedPostgres
 from queryopt.integrations.sqlalchemy import instrument, uninstrument
 
 KEY = 4242

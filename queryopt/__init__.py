@@ -1,76 +1,153 @@
 """queryopt: faster, safer and visible PostgreSQL queries.
 
 The public API is what ``__all__`` lists; every other module and name may change.
+
+Names are imported on first use (PEP 562), so ``import queryopt`` stays light: a
+program that only runs queries never loads the report's renderers (rich),
+SQLAlchemy or redis.
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Final
 
 from queryopt._version import __version__
-from queryopt.analysis import (
-    Analysis,
-    PlaceholderStyle,
-    StatementKind,
-    TableRef,
-    analysis_cache_info,
-    analyze,
-    set_analysis_cache_size,
-)
-from queryopt.async_optimizer import AsyncOptimizer, AsyncTransaction, configure_async, optimize_query_async
-from queryopt.backends.redis import RedisBackend
-from queryopt.cache import ResultCache
-from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
-from queryopt.errors import (
-    AnalysisError,
-    CacheError,
-    ConfigurationError,
-    HintError,
-    MigrationError,
-    PinError,
-    QueryError,
-    QueryoptError,
-    QueryTimeout,
-    RecorderError,
-    ReportError,
-    ServerError,
-)
-from queryopt.hints import (
-    HintRules,
-    HintSet,
-    JoinHint,
-    Leading,
-    Parallel,
-    PlanComparison,
-    Rows,
-    ScanHint,
-    Set,
-    explain,
-)
-from queryopt.optimizer import (
-    CacheDecision,
-    Optimizer,
-    Transaction,
-    configure,
-    default_optimizer,
-    metrics_summary,
-    optimize_query,
-)
-from queryopt.recorder import SlowQuery, SlowQueryRecorder
-from queryopt.report import Report, ReportFormat
-from queryopt.result import QueryResult
-from queryopt.stats import Alert, AlertSeverity, QueryStats
 
 if TYPE_CHECKING:
+    from queryopt.analysis import (
+        Analysis,
+        PlaceholderStyle,
+        StatementKind,
+        TableRef,
+        analysis_cache_info,
+        analyze,
+        set_analysis_cache_size,
+    )
+    from queryopt.cache import ResultCache
+    from queryopt.cache.backends.redis import RedisBackend
+    from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
+    from queryopt.errors import (
+        AnalysisError,
+        CacheError,
+        ConfigurationError,
+        HintError,
+        MigrationError,
+        PinError,
+        QueryError,
+        QueryoptError,
+        QueryTimeout,
+        RecorderError,
+        ReportError,
+        ServerError,
+    )
+    from queryopt.hints import (
+        HintRules,
+        HintSet,
+        JoinHint,
+        Leading,
+        Parallel,
+        PlanComparison,
+        Rows,
+        ScanHint,
+        Set,
+        explain,
+    )
     from queryopt.integrations.sqlalchemy import instrument, uninstrument
+    from queryopt.optimizer import (
+        Alert,
+        AlertSeverity,
+        AsyncOptimizer,
+        AsyncTransaction,
+        CacheDecision,
+        Optimizer,
+        QueryStats,
+        Transaction,
+        configure,
+        configure_async,
+        default_optimizer,
+        metrics_summary,
+        optimize_query,
+        optimize_query_async,
+    )
+    from queryopt.recorder import SlowQuery, SlowQueryRecorder
+    from queryopt.report import Report, ReportFormat
+    from queryopt.result import QueryResult
 
-_LAZY = frozenset({"instrument", "uninstrument"})  # need SQLAlchemy: imported on first use only
+_EXPORTS: Final[dict[str, str]] = {
+    "Alert": "queryopt.optimizer",
+    "AlertSeverity": "queryopt.optimizer",
+    "Analysis": "queryopt.analysis",
+    "AnalysisError": "queryopt.errors",
+    "AsyncOptimizer": "queryopt.optimizer",
+    "AsyncTransaction": "queryopt.optimizer",
+    "CacheDecision": "queryopt.optimizer",
+    "CacheError": "queryopt.errors",
+    "CachePolicy": "queryopt.config",
+    "ConfigurationError": "queryopt.errors",
+    "HintError": "queryopt.errors",
+    "HintMode": "queryopt.config",
+    "HintRules": "queryopt.hints",
+    "HintSet": "queryopt.hints",
+    "JoinHint": "queryopt.hints",
+    "Leading": "queryopt.hints",
+    "MigrationError": "queryopt.errors",
+    "PinError": "queryopt.errors",
+    "Optimizer": "queryopt.optimizer",
+    "Parallel": "queryopt.hints",
+    "PlaceholderStyle": "queryopt.analysis",
+    "PlanComparison": "queryopt.hints",
+    "QueryError": "queryopt.errors",
+    "QueryResult": "queryopt.result",
+    "QueryStats": "queryopt.optimizer",
+    "QueryTimeout": "queryopt.errors",
+    "QueryoptError": "queryopt.errors",
+    "RecorderError": "queryopt.errors",
+    "RecorderPolicy": "queryopt.config",
+    "RedisBackend": "queryopt.cache.backends.redis",
+    "Report": "queryopt.report",
+    "ReportError": "queryopt.errors",
+    "ReportFormat": "queryopt.report",
+    "ResultCache": "queryopt.cache",
+    "RetryPolicy": "queryopt.config",
+    "Rows": "queryopt.hints",
+    "ScanHint": "queryopt.hints",
+    "ServerError": "queryopt.errors",
+    "Set": "queryopt.hints",
+    "Settings": "queryopt.config",
+    "SlowQuery": "queryopt.recorder",
+    "SlowQueryRecorder": "queryopt.recorder",
+    "StatementKind": "queryopt.analysis",
+    "TableRef": "queryopt.analysis",
+    "TimeoutPolicy": "queryopt.config",
+    "Transaction": "queryopt.optimizer",
+    "analysis_cache_info": "queryopt.analysis",
+    "analyze": "queryopt.analysis",
+    "configure": "queryopt.optimizer",
+    "configure_async": "queryopt.optimizer",
+    "default_optimizer": "queryopt.optimizer",
+    "explain": "queryopt.hints",
+    "instrument": "queryopt.integrations.sqlalchemy",
+    "metrics_summary": "queryopt.optimizer",
+    "optimize_query": "queryopt.optimizer",
+    "optimize_query_async": "queryopt.optimizer",
+    "set_analysis_cache_size": "queryopt.analysis",
+    "uninstrument": "queryopt.integrations.sqlalchemy",
+}
+"""Each public name and the module that defines it."""
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from queryopt.integrations import sqlalchemy
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'queryopt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return getattr(sqlalchemy, name)
-    raise AttributeError(f"module 'queryopt' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
 
 
 __all__ = [
@@ -91,9 +168,9 @@ __all__ = [
     "JoinHint",
     "Leading",
     "MigrationError",
-    "PinError",
     "Optimizer",
     "Parallel",
+    "PinError",
     "PlaceholderStyle",
     "PlanComparison",
     "QueryError",

@@ -1,12 +1,12 @@
 """Fixtures shared by the whole suite.
 
 Database tests get a real PostgreSQL: the suite starts a throwaway cluster
-(queryopt.embedded) once per session, or uses ``QUERYOPT_TEST_DSN`` when set.
+(queryopt.embedded.postgres) once per session, or uses ``QUERYOPT_TEST_DSN`` when set.
 Each test that asks for ``dsn`` gets a fresh database cloned from a template.
 Tests marked with a server feature (``pg_hint_plan``, ``hypopg``,
 ``pg_stat_statements``) skip with a reason when the server lacks it.
 
-Redis tests get a real ``redis-server`` the same way (queryopt.embedded_redis,
+Redis tests get a real ``redis-server`` the same way (queryopt.embedded.redis,
 a unix socket in a temporary folder), once per session; each test gets its own
 namespace in it. They skip with a reason only where no redis-server exists.
 """
@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, settings
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from queryopt.embedded import EmbeddedPostgres
-from queryopt.embedded_redis import EmbeddedRedis, find_redis_server
+from queryopt.embedded.postgres import EmbeddedPostgres
+from queryopt.embedded.redis import EmbeddedRedis, find_redis_server
 from queryopt.errors import ServerError
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,11 +13,11 @@ from queryopt.analysis.functions import Volatility, unclassified_reason
 from queryopt.analysis.lexical import CommandText, command_text, refresh_target
 from queryopt.analysis.model import Analysis, PlaceholderStyle, StatementKind, TableRef
 from queryopt.analysis.names import table_ref
+from queryopt.analysis.sqltext import split_head
 from queryopt.analysis.statement import UNMODELLED_DDL_VERBS, ParsedStatement, parse_statement, tokenize
 from queryopt.analysis.survey import TreeFacts, survey
 from queryopt.analysis.tables import relation_tables, written_table_nodes
 from queryopt.errors import AnalysisError
-from queryopt.sqltext import split_head
 
 __all__ = ["analyze_uncached"]
 

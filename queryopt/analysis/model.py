@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from queryopt.analysis.functions import unclassified_reason
-from queryopt.sqltext import SqlHead
+from queryopt.analysis.sqltext import SqlHead
 
 __all__ = ["Analysis", "PlaceholderStyle", "StatementKind", "TableRef"]
 

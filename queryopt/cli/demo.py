@@ -39,7 +39,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from queryopt.demo import DemoOptions, run_demo
+    from queryopt.cli.demo_steps import DemoOptions, run_demo
 
     if args.html.exists() and args.html.is_dir():
         raise ConfigurationError(f"--html: {args.html} is a folder; give a file name", setting="--html")

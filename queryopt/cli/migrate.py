@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from queryopt.cli.database import add_database_options, database_from
-from queryopt.migrate import migrate, pending_migrations
+from queryopt.schema.migrator import migrate, pending_migrations
 
 
 def register(commands: Any) -> None:

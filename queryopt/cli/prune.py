@@ -7,7 +7,7 @@ from typing import Any
 
 from queryopt.cli.database import add_database_options, database_from
 from queryopt.config import parse_duration
-from queryopt.slow_table import prune
+from queryopt.recorder.table import prune
 
 
 def register(commands: Any) -> None:

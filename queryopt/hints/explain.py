@@ -23,6 +23,7 @@ from psycopg.errors import Diagnostic
 
 from queryopt.analysis import StatementKind
 from queryopt.analysis import analyze as analyze_sql
+from queryopt.analysis.sqltext import split_head
 from queryopt.config import HintMode
 from queryopt.errors import HintError, QueryError
 from queryopt.hints.catalog import Catalog, database_identity
@@ -30,7 +31,6 @@ from queryopt.hints.effect import HintPlan, hint_plan_active, plan_hints, planne
 from queryopt.hints.hintset import HintSet
 from queryopt.hints.model import ScanHint
 from queryopt.hints.resolve import IndexHintsArg, resolve_hints
-from queryopt.sqltext import split_head
 
 __all__ = [
     "HintReport",

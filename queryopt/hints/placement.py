@@ -10,10 +10,10 @@ leading comments follow the block; the statement itself is never rewritten.
 
 from __future__ import annotations
 
+from queryopt.analysis.sqltext import SqlHead, split_head
 from queryopt.errors import HintError
 from queryopt.hints.hintset import HintSet
 from queryopt.hints.parse import parse_hints
-from queryopt.sqltext import SqlHead, split_head
 
 __all__ = ["apply_hint_block", "existing_hints", "render_block"]
 

@@ -7,7 +7,7 @@
 from queryopt.report.data import report
 from queryopt.report.model import (
     Count,
-    QueryStats,
+    FingerprintReport,
     Regression,
     Report,
     ReportWindow,
@@ -20,7 +20,7 @@ from queryopt.report.render import ReportFormat, render
 
 __all__ = [
     "Count",
-    "QueryStats",
+    "FingerprintReport",
     "Regression",
     "Report",
     "ReportFormat",

@@ -31,7 +31,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from queryopt.errors import ReportError
 from queryopt.report.model import (
     Count,
-    QueryStats,
+    FingerprintReport,
     Regression,
     Report,
     ReportWindow,
@@ -301,10 +301,10 @@ def _counts(pairs: Sequence[tuple[str | None, int]]) -> tuple[Count, ...]:
     return tuple(Count(value=value, calls=calls) for value, calls in ordered)
 
 
-def _query(row: Row, sample: tuple[str, str, str], aggregates: _WindowAggregates) -> QueryStats:
+def _query(row: Row, sample: tuple[str, str, str], aggregates: _WindowAggregates) -> FingerprintReport:
     fingerprint, calls, total, mean, minimum, percentiles, maximum, timeouts, errors, first, last, share = row[:12]
     kind, normalized, text = sample
-    return QueryStats(
+    return FingerprintReport(
         fingerprint=fingerprint,
         kind=kind,
         normalized_sql=normalized,

@@ -11,7 +11,7 @@ from html import escape
 
 from queryopt._version import __version__
 from queryopt.report import formatting as fmt
-from queryopt.report.model import QueryStats, Regression, Report, Severity
+from queryopt.report.model import FingerprintReport, Regression, Report, Severity
 from queryopt.report.svg import distribution_chart, timeline_chart
 
 __all__ = ["SEVERITY_COLOURS", "render_html"]
@@ -71,7 +71,7 @@ def _regression_row(r: Regression) -> str:
     )
 
 
-def _query_row(rank: int, q: QueryStats) -> str:
+def _query_row(rank: int, q: FingerprintReport) -> str:
     return (
         f'<tr><td>{rank}</td><td class="text"><a href="#q{rank}"><code>{escape(q.fingerprint)}</code></a></td>'
         f"<td>{escape(fmt.count(q.calls))}</td>{_ms(q.total_ms)}{_ms(q.mean_ms)}{_ms(q.p50_ms)}{_ms(q.p95_ms)}"
@@ -81,7 +81,7 @@ def _query_row(rank: int, q: QueryStats) -> str:
     )
 
 
-def _query_section(rank: int, q: QueryStats) -> str:
+def _query_section(rank: int, q: FingerprintReport) -> str:
     return (
         f'<section class="query" id="q{rank}"><h3>{rank}. <code>{escape(q.fingerprint)}</code> '
         f"({escape(q.kind)}) {_severity(q.regression.severity, fmt.trend(q.regression))}</h3>"

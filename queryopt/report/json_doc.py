@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from queryopt._version import __version__
-from queryopt.report.model import Count, QueryStats, Regression, Report, Summary, TimelineBucket
+from queryopt.report.model import Count, FingerprintReport, Regression, Report, Summary, TimelineBucket
 
 __all__ = ["SCHEMA_VERSION", "document", "render_json"]
 
@@ -64,7 +64,7 @@ def _summary(s: Summary) -> dict[str, Any]:
     }
 
 
-def _query(rank: int, q: QueryStats) -> dict[str, Any]:
+def _query(rank: int, q: FingerprintReport) -> dict[str, Any]:
     return {
         "rank": rank,
         "fingerprint": q.fingerprint,

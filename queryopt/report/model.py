@@ -17,7 +17,7 @@ __all__ = [
     "CRITICAL_RATIO",
     "WARNING_RATIO",
     "Count",
-    "QueryStats",
+    "FingerprintReport",
     "Regression",
     "Report",
     "ReportWindow",
@@ -151,7 +151,7 @@ class Regression:
 
 
 @dataclass(frozen=True, slots=True)
-class QueryStats:
+class FingerprintReport:
     """Aggregates of one fingerprint over the reported window."""
 
     fingerprint: str
@@ -223,7 +223,7 @@ class Report:
     fingerprint: str | None
     """The fingerprint the report was restricted to, if any."""
     summary: Summary
-    queries: tuple[QueryStats, ...]
+    queries: tuple[FingerprintReport, ...]
     """The top ``top`` fingerprints by ``sort``, largest first."""
     regressions: tuple[Regression, ...]
     """Every fingerprint of the window that is new or worse (not only the top ones), worst first."""

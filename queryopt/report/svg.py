@@ -8,7 +8,7 @@ from __future__ import annotations
 from html import escape
 
 from queryopt.report import formatting as fmt
-from queryopt.report.model import QueryStats, TimelineBucket
+from queryopt.report.model import FingerprintReport, TimelineBucket
 
 __all__ = ["BAR_COLOUR", "DISTRIBUTION_COLOURS", "distribution_chart", "timeline_chart"]
 
@@ -66,7 +66,7 @@ def timeline_chart(buckets: tuple[TimelineBucket, ...], *, bucket_seconds: int, 
     return "".join(parts)
 
 
-def distribution_chart(query: QueryStats, *, width: int = 520) -> str:
+def distribution_chart(query: FingerprintReport, *, width: int = 520) -> str:
     """Horizontal bars for one fingerprint's min, p50, p95, p99 and max on a scale from 0 to its max."""
     row_h, left, right, top = 22, 44, 84, 4
     height = top * 2 + row_h * 5

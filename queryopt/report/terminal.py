@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from queryopt.report import formatting as fmt
-from queryopt.report.model import QueryStats, Regression, Report, Severity
+from queryopt.report.model import FingerprintReport, Regression, Report, Severity
 
 __all__ = ["SEVERITY_STYLES", "print_report", "render_text"]
 
@@ -135,7 +135,7 @@ def _queries(report: Report) -> Table:
     return table
 
 
-def _statement(rank: int, q: QueryStats) -> RenderableType:
+def _statement(rank: int, q: FingerprintReport) -> RenderableType:
     head = Text.assemble(
         (f"{rank}. {q.fingerprint}", "bold"), f" {q.kind} ", _severity(q.regression.severity, fmt.trend(q.regression))
     )

@@ -1,9 +1,84 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import queryopt
 from queryopt import AnalysisError, QueryoptError, QueryTimeout
+
+PUBLIC_API = [
+    "Alert",
+    "AlertSeverity",
+    "Analysis",
+    "AnalysisError",
+    "AsyncOptimizer",
+    "AsyncTransaction",
+    "CacheDecision",
+    "CacheError",
+    "CachePolicy",
+    "ConfigurationError",
+    "HintError",
+    "HintMode",
+    "HintRules",
+    "HintSet",
+    "JoinHint",
+    "Leading",
+    "MigrationError",
+    "Optimizer",
+    "Parallel",
+    "PlaceholderStyle",
+    "PlanComparison",
+    "QueryError",
+    "QueryResult",
+    "QueryStats",
+    "QueryTimeout",
+    "QueryoptError",
+    "RecorderError",
+    "RecorderPolicy",
+    "RedisBackend",
+    "Report",
+    "ReportError",
+    "ReportFormat",
+    "ResultCache",
+    "RetryPolicy",
+    "Rows",
+    "ScanHint",
+    "ServerError",
+    "Set",
+    "Settings",
+    "SlowQuery",
+    "SlowQueryRecorder",
+    "StatementKind",
+    "TableRef",
+    "TimeoutPolicy",
+    "Transaction",
+    "__version__",
+    "analysis_cache_info",
+    "analyze",
+    "configure",
+    "configure_async",
+    "default_optimizer",
+    "explain",
+    "instrument",
+    "metrics_summary",
+    "optimize_query",
+    "optimize_query_async",
+    "set_analysis_cache_size",
+    "uninstrument",
+]
+"""The public names: a change here is a change of the public API (a release note, maybe a major version)."""
+
+
+def test_the_public_api_is_exactly_what_was_promised() -> None:
+    assert queryopt.__all__ == PUBLIC_API
+
+
+def test_import_queryopt_loads_no_optional_or_heavy_dependency() -> None:
+    heavy = ("rich", "sqlalchemy", "redis", "sqlglot")
+    script = f"import sys, queryopt; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
 
 
 def test_all_is_sorted_and_importable() -> None:

@@ -17,9 +17,10 @@ from typing import Any, Final
 from psycopg import IsolationLevel
 from sqlalchemy.engine.cursor import FullyBufferedCursorFetchStrategy
 
-from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
+from queryopt.cache import ResultCache
 from queryopt.integrations.sqlalchemy.links import ConnectionLink
-from queryopt.preparation import PreparedCall
+from queryopt.optimizer.core import cache_key as optimizer_cache_key
+from queryopt.optimizer.preparation import PreparedCall
 from queryopt.result import QueryResult
 
 __all__ = ["CursorRows", "cache_key", "cached_rows", "fetch_rows", "serve_rows"]
@@ -54,7 +55,7 @@ def serve_rows(context: Any, result: CursorRows) -> None:
 
 def cache_key(call: PreparedCall, parameters: Any, context: Any, link: ConnectionLink) -> Hashable | None:
     """The key ``optimize_query`` would use for this execution, or ``None`` when it must bypass the cache."""
-    if call.bypass_reasons or context.execution_options.get("stream_results"):
+    if context.execution_options.get("stream_results"):
         return None
     conn = link.conn
     if not conn.autocommit:
@@ -62,10 +63,7 @@ def cache_key(call: PreparedCall, parameters: Any, context: Any, link: Connectio
             return None  # the transaction's own uncommitted writes must be visible to it
         if conn.isolation_level in _SNAPSHOT_LEVELS:
             return None  # a snapshot transaction must not see data newer than its snapshot
-    try:
-        return (call.cache_prefix, canonical_params(parameters))
-    except UnkeyableParams:
-        return None
+    return optimizer_cache_key(call, parameters)
 
 
 def cached_rows(

@@ -33,8 +33,6 @@ from sqlalchemy.exc import OperationalError
 from queryopt.cache import ResultCache
 from queryopt.config import Settings
 from queryopt.errors import AnalysisError
-from queryopt.execution import Connection, ensure_statement_timeout, known_statement_timeout, timeout_ms
-from queryopt.frontend import FrontEnd
 from queryopt.hints import HintRules, planner_settings_applied
 from queryopt.integrations.sqlalchemy.caching import cache_key, cached_rows, fetch_rows, serve_rows
 from queryopt.integrations.sqlalchemy.errors import SQLAlchemyQueryTimeout
@@ -42,11 +40,13 @@ from queryopt.integrations.sqlalchemy.links import LINK_KEY, AsyncConnectionFaca
 from queryopt.integrations.sqlalchemy.options import OPTION, StatementOptions, statement_options
 from queryopt.integrations.sqlalchemy.statements import lending, lent_connection, opaque_call
 from queryopt.integrations.sqlalchemy.transactions import TransactionHooks, link_of_pooled, pool_info
-from queryopt.observation import CallObserver, open_recorder
-from queryopt.preparation import CallPreparer, PreparedCall
+from queryopt.optimizer.execution import Connection, ensure_statement_timeout, known_statement_timeout, timeout_ms
+from queryopt.optimizer.frontend import FrontEnd
+from queryopt.optimizer.live_stats import QueryStats
+from queryopt.optimizer.observation import CallObserver, open_recorder
+from queryopt.optimizer.preparation import CallPreparer, PreparedCall
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
-from queryopt.stats import QueryStats
 
 __all__ = ["Instrumentation"]
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
-from queryopt.execution import Connection, assume_statement_timeout, known_statement_timeout
+from queryopt.optimizer.execution import Connection, assume_statement_timeout, known_statement_timeout
 
 __all__ = ["LINK_KEY", "AsyncConnectionFacade", "ConnectionLink"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from queryopt.errors import ConfigurationError
-from queryopt.execution import timeout_ms
+from queryopt.optimizer.execution import timeout_ms
 
 __all__ = ["OPTION", "StatementOptions", "statement_options"]
 

@@ -13,8 +13,8 @@ from queryopt.config import Settings
 from queryopt.errors import ConfigurationError
 from queryopt.hints import HintRules
 from queryopt.integrations.sqlalchemy.instrumentation import Instrumentation
+from queryopt.optimizer.live_stats import QueryStats
 from queryopt.recorder import SlowQueryRecorder
-from queryopt.stats import QueryStats
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine

@@ -16,11 +16,11 @@ from contextvars import ContextVar
 from typing import Any
 
 from queryopt.analysis import Analysis, PlaceholderStyle, StatementKind
+from queryopt.analysis.sqltext import split_head
 from queryopt.cache import ResultCache
 from queryopt.errors import ConfigurationError
-from queryopt.execution import Connection, Statement
-from queryopt.preparation import PreparedCall
-from queryopt.sqltext import split_head
+from queryopt.optimizer.execution import Connection, Statement
+from queryopt.optimizer.preparation import PreparedCall
 
 __all__ = ["lending", "lent_connection", "opaque_call", "text_fingerprint"]
 

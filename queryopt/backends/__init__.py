@@ -1,5 +1,0 @@
-"""Cache backends that keep results outside this process (imported only when used).
-
-:class:`~queryopt.backends.redis.RedisBackend` needs the ``redis`` package:
-``pip install 'queryopt[redis]'``.
-"""

@@ -1,0 +1,266 @@
+"""The optimizer: analysis, hints, cache, execution and observation around every query.
+
+Everything that depends only on the SQL text and the hints asked for is decided
+once per distinct text (:mod:`queryopt.optimizer.preparation`); a call then costs a
+dictionary lookup plus the work that truly depends on its parameters.
+
+Connections come from a psycopg pool in autocommit mode: one statement per
+call, committed when it returns, so a write invalidates the cached results of
+the tables it touched right after it succeeded. :meth:`Optimizer.transaction`
+groups statements; its writes invalidate only after it commits.
+
+Session state does not survive between calls (a pooled connection serves
+whichever call comes next), so ``SET``/``RESET`` outside a transaction are
+refused: put settings in the connection string instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from queryopt.cache import ResultCache
+from queryopt.config import Settings
+from queryopt.errors import QueryError
+from queryopt.hints import HintRules
+from queryopt.optimizer.core import (
+    CacheDecision,
+    CallPlan,
+    RowShape,
+    cache_decision,
+    cache_key,
+    check_options,
+    plan_call,
+    plan_transaction_call,
+    shape_rows,
+)
+from queryopt.optimizer.execution import Connection, Executor, Params
+from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
+from queryopt.optimizer.live_stats import QueryStats
+from queryopt.optimizer.preparation import CallPreparer, IndexHints, PreparedCall
+from queryopt.recorder import SlowQueryRecorder
+from queryopt.result import QueryResult
+
+__all__ = [
+    "Optimizer",
+    "Transaction",
+    "configure",
+    "default_optimizer",
+    "metrics_summary",
+    "optimize_query",
+]
+
+
+class Optimizer(FrontEnd):
+    """Runs queries on a PostgreSQL database with hints, timeouts, retries, caching and recording.
+
+    Give it a ``dsn`` (it then owns a pool) or a psycopg ``pool`` of your own. A ``cache`` may be
+    shared between optimizers: keys carry the database and role, so results never cross them.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: ConnectionPool[Connection] | None = None,
+        settings: Settings | None = None,
+        cache: ResultCache | None = None,
+        hint_rules: HintRules | None = None,
+        recorder: SlowQueryRecorder | None = None,
+        query_stats: QueryStats | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+    ) -> None:
+        dsn = self._settle(dsn, settings, cache, has_pool=pool is not None)
+        self._owns_pool = pool is None
+        if pool is None:
+            pool = ConnectionPool(dsn, **self._pool_options(min_size=min_size, max_size=max_size, name="queryopt"))
+        self.pool = pool
+        self.executor = Executor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
+        self.preparer = CallPreparer(self.settings, connect=pool.connection, hint_rules=hint_rules)
+        self._calls = self.preparer.calls
+        if self._owns_pool:
+            pool.open(wait=True, timeout=self.settings.timeout.connect)
+        if self.preparer.identity is None:
+            with pool.connection() as conn:
+                self.preparer.learn(conn)
+        self._observe_into(recorder, query_stats, str(pool.conninfo), source="optimize_query")
+
+    def _configure_connection(self, conn: Connection) -> None:
+        self.executor.configure_connection(conn)
+        self.preparer.learn(conn)
+
+    def prepare(self, sql: str, index_hints: IndexHints = None, *, has_params: bool = True) -> PreparedCall:
+        """Analyse ``sql`` and validate its hints now, rather than on its first call."""
+        return self.preparer.prepare(sql, index_hints, has_params=has_params)
+
+    def cache_decision(self, sql: str, params: Params = None) -> CacheDecision:
+        """Whether results of ``sql`` with ``params`` may be cached, and if not, why."""
+        return cache_decision(self.preparer.prepare(sql, has_params=params is not None), params)
+
+    # -- running -----------------------------------------------------------------------------------------
+
+    def execute(
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        use_cache: bool = False,
+        ttl: float | None = None,
+        timeout: float | None = None,
+        index_hints: IndexHints = None,
+        retries: int | None = None,
+    ) -> QueryResult:
+        """Run one statement and return its :class:`~queryopt.result.QueryResult`.
+
+        ``use_cache`` serves and stores cacheable reads (``ttl`` seconds, default from the policy);
+        ``timeout`` (seconds) overrides the statement timeout for this call; ``retries`` the number
+        of tries in all; ``index_hints`` names indexes (``["orders_customer_idx"]``), maps tables or
+        aliases to indexes (``{"o": "orders_customer_idx"}``) or gives hint objects.
+        """
+        call = self._calls.get((sql, None, params is not None)) if index_hints is None else None
+        if call is None:
+            call = self.preparer.prepare(sql, index_hints, has_params=params is not None)
+        if ttl is not None or timeout is not None or retries is not None:
+            check_options(ttl, timeout, retries)
+        key = cache_key(call, params) if use_cache else None
+        if key is not None and (hit := self.cache.get(key, call.version_keys)) is not None:
+            return hit
+        plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
+        if plan.key is None:
+            return self._run(plan)
+        return self.cache.get_or_execute(plan.key, call.version_keys, lambda: self._run(plan), ttl=ttl)
+
+    def _run(self, plan: CallPlan, tx: Transaction | None = None) -> QueryResult:
+        pending: Pending | None = None
+        started = time.perf_counter()
+        try:
+            if tx is None:
+                result = self.executor.run(
+                    plan.call.statement, plan.params, limit_ms=plan.limit_ms, attempts=plan.attempts
+                )
+            else:
+                pending = tx.invalidations
+                result = self.executor.run_on(tx.conn, plan.call.statement, plan.params, limit_ms=plan.limit_ms)
+        except QueryError as exc:
+            self._invalidate(self.failed(plan, started, exc, pending))
+            raise
+        self._invalidate(self.finished(plan, started, result, pending))
+        return result
+
+    def _invalidate(self, tables: Tables) -> None:
+        if tables != ():
+            self.cache.bump(self.preparer.scope, tables)
+
+    def query(
+        self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any
+    ) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
+        """Like :meth:`execute`, returning the rows as a list of tuples, or of dicts with ``rows="dict"``."""
+        return shape_rows(self.execute(sql, params, **options), rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Run several statements in one transaction; their writes invalidate the cache after the commit."""
+        with self.pool.connection() as conn:
+            tx = Transaction(self, conn)
+            with conn.transaction():
+                yield tx
+        for tables in tx.invalidations:
+            self.cache.bump(self.preparer.scope, tables)
+
+    def invalidate(self, table: str | None = None) -> None:
+        """Drop cached results that read ``table`` in this database (all of them without a table)."""
+        self.cache.bump(self.preparer.scope, None if table is None else [table])
+
+    def stats(self) -> dict[str, int]:
+        """Plain counters of the cache, the executor and the recorder."""
+        return self._stats_with(self.executor.stats())
+
+    def close(self) -> None:
+        """Flush the recorder, stop the watchdog and the pin watcher, close the pool if this optimizer opened it."""
+        self._stop_watching()
+        if self._owns_recorder and self.recorder is not None:
+            self.recorder.close()
+        self.executor.watchdog.close()
+        if self._owns_pool:
+            self.pool.close()
+
+    def __enter__(self) -> Optimizer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Transaction:
+    """Statements sharing one transaction: no cache, no retries, hints and timeouts as usual."""
+
+    def __init__(self, optimizer: Optimizer, conn: Connection) -> None:
+        self._optimizer = optimizer
+        self.conn = conn
+        self.invalidations: Pending = []
+
+    def execute(
+        self, sql: str, params: Params = None, *, timeout: float | None = None, index_hints: IndexHints = None
+    ) -> QueryResult:
+        call = self._optimizer.preparer.prepare(sql, index_hints, has_params=params is not None)
+        return self._optimizer._run(plan_transaction_call(call, params, timeout), self)
+
+    def query(self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any) -> list[Any]:
+        return shape_rows(self.execute(sql, params, **options), rows)
+
+
+# -- the module-level API ------------------------------------------------------------------------------
+
+_default: Optimizer | None = None
+_default_lock = threading.Lock()
+
+
+def configure(dsn: str | None = None, **options: Any) -> Optimizer:
+    """Create the optimizer that :func:`optimize_query` uses (replacing and closing any previous one)."""
+    global _default
+    optimizer = Optimizer(dsn, **options)
+    with _default_lock:
+        previous, _default = _default, optimizer
+    if previous is not None:
+        previous.close()
+    return optimizer
+
+
+def default_optimizer() -> Optimizer:
+    """The optimizer :func:`optimize_query` uses, created from ``QUERYOPT_*`` settings on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Optimizer()
+    return _default
+
+
+def optimize_query(
+    sql: str,
+    params: Params = None,
+    *,
+    use_cache: bool = False,
+    ttl: float | None = None,
+    timeout: float | None = None,
+    index_hints: IndexHints = None,
+    retries: int | None = None,
+    rows: RowShape = "tuple",
+) -> list[Any]:
+    """Run one statement through the default optimizer and return its rows (see :meth:`Optimizer.execute`)."""
+    optimizer = _default if _default is not None else default_optimizer()
+    result = optimizer.execute(
+        sql, params, use_cache=use_cache, ttl=ttl, timeout=timeout, index_hints=index_hints, retries=retries
+    )
+    return shape_rows(result, rows)
+
+
+def metrics_summary() -> dict[str, dict[str, float]]:
+    """Live per-fingerprint statistics of the default optimizer (see :meth:`Optimizer.metrics_summary`)."""
+    return default_optimizer().metrics_summary()

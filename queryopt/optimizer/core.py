@@ -1,0 +1,206 @@
+"""The call decision, shared by the blocking and the awaiting optimizer (and the SQLAlchemy instrumentation).
+
+Everything here is pure and never blocks: a driver asks :func:`plan_call` what
+a call is (its limits, whether and under which key the cache is consulted, what
+the outcome is called), then only runs I/O — blocking or awaited — around it.
+What happens after the run (observation, which tables to invalidate) is
+:meth:`queryopt.optimizer.frontend.FrontEnd.finished` and ``failed``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from queryopt.analysis import Analysis, StatementKind
+from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
+from queryopt.errors import ConfigurationError, QueryError
+from queryopt.optimizer.execution import Params, timeout_ms
+from queryopt.optimizer.preparation import PreparedCall
+from queryopt.result import QueryResult
+
+__all__ = [
+    "CacheDecision",
+    "CallPlan",
+    "RowShape",
+    "cache_decision",
+    "cache_key",
+    "call_limit",
+    "check_options",
+    "check_retries",
+    "check_ttl",
+    "plan_call",
+    "plan_transaction_call",
+    "refuse_session_settings",
+    "refuse_session_settings_in_transaction",
+    "shape_rows",
+]
+
+RowShape = Literal["tuple", "dict"]
+CacheOutcome = Literal["off", "bypass", "miss"]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheDecision:
+    """Whether a statement's results may be cached, and if not, why."""
+
+    cacheable: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class CallPlan:
+    """One call as decided before any I/O: the same data for every driver (not frozen: built per call)."""
+
+    call: PreparedCall
+    params: Params
+    limit_ms: int | None
+    """statement_timeout for this call (``None``: the policy's)."""
+    attempts: int | None
+    """Tries in all (``None``: the retry policy's)."""
+    cache_outcome: CacheOutcome
+    """``off`` (not asked), ``bypass`` (asked, not cacheable) or ``miss`` (the cache is consulted first)."""
+    key: Hashable | None
+    """The cache key when ``cache_outcome`` is ``miss``."""
+    ttl: float | None
+
+
+def cache_key(call: PreparedCall, params: Params) -> Hashable | None:
+    """The cache key of ``call`` with ``params``, or ``None`` when the call must bypass the cache."""
+    if call.bypass_reasons:
+        return None
+    try:
+        return (call.cache_prefix, canonical_params(params))
+    except UnkeyableParams:
+        return None
+
+
+def check_options(ttl: float | None, timeout: float | None, retries: int | None) -> None:
+    """Refuse bad per-call options before anything else happens, a cache hit included."""
+    if timeout is not None:
+        call_limit(timeout)
+    if retries is not None:
+        check_retries(retries)
+    if ttl is not None:
+        check_ttl(ttl)
+
+
+def plan_call(
+    cache: ResultCache,
+    call: PreparedCall,
+    params: Params,
+    key: Hashable | None,
+    *,
+    use_cache: bool,
+    ttl: float | None,
+    timeout: float | None,
+    retries: int | None,
+) -> CallPlan:
+    """Decide a call on a pooled connection that the cache did not serve (``key``: its cache key, from
+    :func:`cache_key`, when ``use_cache``): refuse a SET that would not last, convert the options.
+
+    A driver looks the key up itself first, so that a hit costs no plan."""
+    refuse_session_settings(call)
+    limit = None if timeout is None else call_limit(timeout)
+    if not use_cache:
+        return CallPlan(call, params, limit, retries, "off", None, None)
+    if key is None:
+        cache.count_bypass()
+        return CallPlan(call, params, limit, retries, "bypass", None, None)
+    return CallPlan(call, params, limit, retries, "miss", key, ttl)
+
+
+def plan_transaction_call(call: PreparedCall, params: Params, timeout: float | None) -> CallPlan:
+    """A call inside an explicit transaction: no cache, no retries; a SET that would outlive it refused."""
+    refuse_session_settings_in_transaction(call)
+    return CallPlan(call, params, None if timeout is None else call_limit(timeout), None, "off", None, None)
+
+
+def cache_decision(call: PreparedCall, params: Params) -> CacheDecision:
+    """Whether results of ``call`` with ``params`` may be cached, and if not, why."""
+    reasons = list(call.bypass_reasons)
+    try:
+        canonical_params(params)
+    except UnkeyableParams as exc:
+        reasons.append(str(exc))
+    return CacheDecision(not reasons, tuple(reasons))
+
+
+def call_limit(timeout: float) -> int:
+    """A call's ``timeout`` in seconds as a statement_timeout in milliseconds; refuses a timeout <= 0."""
+    _check_seconds("timeout", timeout)
+    if timeout > _MAX_TIMEOUT:
+        raise ConfigurationError(
+            f"timeout must be at most {_MAX_TIMEOUT:g} seconds (PostgreSQL's statement_timeout), got {timeout!r}",
+            setting="timeout",
+        )
+    return timeout_ms(timeout)
+
+
+def check_retries(retries: int) -> None:
+    """Refuse a per-call ``retries`` that is not a whole number of tries >= 1 (the first one included)."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+        raise ConfigurationError(
+            f"retries must be a whole number >= 1 (tries in all, the first included), got {retries!r}",
+            setting="retries",
+        )
+
+
+def check_ttl(ttl: float) -> None:
+    """Refuse a per-call ``ttl`` that is not a finite number of seconds > 0."""
+    _check_seconds("ttl", ttl)
+
+
+_MAX_TIMEOUT: Final = 2_147_483.647
+"""statement_timeout is an int of milliseconds."""
+
+
+def _check_seconds(name: str, value: object) -> None:
+    # NaN would pass a `<= 0` test: a NaN ttl made an entry that never expires.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number of seconds, got {value!r}", setting=name)
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}", setting=name)
+
+
+def refuse_session_settings(call: PreparedCall) -> None:
+    """SET/RESET outside a transaction would change whichever pooled connection ran it: refuse them."""
+    if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis):
+        raise QueryError(
+            "SET/RESET outside a transaction would not last: pooled connections serve other calls next. "
+            "Put settings in the connection string, or use Optimizer.transaction() with SET LOCAL",
+            sql=call.analysis.sql,
+            fingerprint=call.analysis.fingerprint,
+        )
+
+
+def refuse_session_settings_in_transaction(call: PreparedCall) -> None:
+    """A plain SET committed in a transaction would stay on the pooled connection: refuse it (SET LOCAL is fine)."""
+    if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis, in_transaction=True):
+        raise QueryError(
+            "SET/RESET would outlive this transaction on a pooled connection: use SET LOCAL",
+            sql=call.analysis.sql,
+            fingerprint=call.analysis.fingerprint,
+        )
+
+
+def shape_rows(result: QueryResult, rows: RowShape) -> list[Any]:
+    """The rows of ``result`` as tuples or dicts."""
+    if rows == "tuple":
+        return list(result.rows)
+    if rows == "dict":
+        return result.as_dicts()
+    raise ConfigurationError(f"rows must be 'tuple' or 'dict', got {rows!r}", setting="rows")
+
+
+def _changes_session(analysis: Analysis, *, in_transaction: bool = False) -> bool:
+    words = analysis.sql[analysis.head.body_start :].split(None, 2)[:2]
+    verb, scope = (word.upper() for word in [*words, "", ""][:2])
+    if verb == "RESET":
+        return True
+    if verb != "SET" or scope == "LOCAL":
+        return False
+    # SET TRANSACTION / SET CONSTRAINTS last only for the transaction: fine inside one.
+    return not (in_transaction and scope in {"TRANSACTION", "CONSTRAINTS"})

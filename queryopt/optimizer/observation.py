@@ -1,0 +1,78 @@
+"""After every call: live statistics, and a slow-query record when the call was slow.
+
+Shared by the optimizer and the SQLAlchemy integration. The cost on a fast
+call is one :meth:`QueryStats.observe` and one threshold comparison; a record is
+built only for slow calls and handed to the recorder, which never blocks.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from queryopt.config import Settings
+from queryopt.errors import QueryTimeout
+from queryopt.optimizer.live_stats import QueryStats
+from queryopt.optimizer.preparation import PreparedCall, SessionIdentity
+from queryopt.recorder import SlowQuery, SlowQueryRecorder
+
+__all__ = ["CallObserver", "open_recorder"]
+
+
+class CallObserver:
+    """Feeds ``stats`` and, for slow calls, ``recorder`` (``None``: nothing is recorded)."""
+
+    def __init__(
+        self, stats: QueryStats, recorder: SlowQueryRecorder | None, *, application_name: str | None, source: str
+    ) -> None:
+        self.stats = stats
+        self.recorder = recorder
+        self.application_name = application_name
+        self.source = source
+
+    def observe(
+        self,
+        call: PreparedCall,
+        duration: float,
+        *,
+        identity: SessionIdentity | None,
+        params: Any,
+        cache_outcome: str,
+        rowcount: int | None,
+        error: BaseException | None = None,
+        sql_text: str | None = None,
+    ) -> None:
+        fingerprint = call.analysis.fingerprint
+        self.stats.observe(fingerprint, duration)
+        recorder = self.recorder
+        if recorder is None or not recorder.is_slow(fingerprint, duration):
+            return
+        sqlstate = getattr(error, "sqlstate", None)
+        recorder.submit(
+            SlowQuery(
+                started_at=datetime.now(UTC) - timedelta(seconds=duration),
+                fingerprint=fingerprint,
+                kind=call.analysis.kind.value,
+                normalized_sql=call.analysis.normalized_sql,
+                sql_text=sql_text if sql_text is not None else call.statement.text,
+                duration_ms=duration * 1000.0,
+                row_count=rowcount,
+                timed_out=isinstance(error, QueryTimeout) or sqlstate == "57014",
+                sqlstate=sqlstate if isinstance(sqlstate, str) else None,
+                hints=call.hint_text,
+                cache_outcome=cache_outcome,
+                database_name=identity.database if identity else "",
+                role_name=identity.role if identity else "",
+                application_name=self.application_name,
+                source=self.source,
+                params=params,
+            )
+        )
+
+
+def open_recorder(settings: Settings, application_conninfo: str) -> SlowQueryRecorder:
+    """The recorder a front end opens for itself: it writes to ``settings.recorder.dsn`` when set, else to
+    the application's database, and asks the application's database for plans."""
+    return SlowQueryRecorder(
+        settings.recorder.dsn or application_conninfo, settings.recorder, explain_conninfo=application_conninfo
+    )

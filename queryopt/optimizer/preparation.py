@@ -1,0 +1,319 @@
+"""What is decided once per distinct SQL text, for one database and role.
+
+:class:`CallPreparer` turns (SQL text, hints asked for, whether parameters are
+passed) into a :class:`PreparedCall`: the analysis, the text to send with its
+hint block (or the planner settings of the fallback), whether results may be
+cached and which tables a run invalidates. The optimizer and the SQLAlchemy
+integration share it, so both make the same decisions.
+
+The cache scope is the database's identity as the *server* states it, so every
+process and host connected to one database computes the same scope whatever
+address it connects through: the cluster's system identifier, the postmaster's
+start time (a restarted or failed-over server starts a new scope, so nothing
+cached before is served after) and the database. Table versions live in that
+scope: a write by any role invalidates every role's results of that table.
+Cache keys add the role and search_path, so results never cross roles.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from queryopt.analysis import Analysis, analyze
+from queryopt.cache import ResultCache
+from queryopt.cache.api import VersionKey
+from queryopt.config import HintMode, Settings
+from queryopt.hints import Catalog, HintRules, HintSet, hint_plan_active, plan_hints, resolve_hints
+from queryopt.optimizer.execution import Connection, Statement
+
+__all__ = [
+    "IDENTIFY_SQL",
+    "CallPreparer",
+    "IndexHints",
+    "PreparedCall",
+    "SessionIdentity",
+    "identify",
+    "identity_from_row",
+]
+
+logger = logging.getLogger("queryopt")
+
+IndexHints = Any  # the forms queryopt.hints.resolve_hints accepts: names, {table: index}, Hint objects, a HintSet
+_MAX_PREPARED = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class SessionIdentity:
+    """Who and where a connection is: what cached results must never cross."""
+
+    host: str
+    """Where this client connected (for messages; not part of any scope: hosts reach one server by many names)."""
+    database: str
+    role: str
+    search_path: str
+    started: str
+    """The postmaster's start time in epoch seconds: a restart or failover changes it."""
+    server: str
+    """The cluster's system identifier, the same whichever address a client connects through."""
+
+    @property
+    def scope(self) -> Hashable:
+        """The database: where table versions live (a write invalidates every role's reads)."""
+        return (self.server, self.started, self.database)
+
+    @property
+    def session_scope(self) -> Hashable:
+        """The database, role and search_path: what cached results never cross."""
+        return (self.server, self.started, self.database, self.role, self.search_path)
+
+
+IDENTIFY_SQL = (
+    "SELECT current_database(), current_user, current_setting('search_path'),"
+    " extract(epoch FROM pg_postmaster_start_time())::text, system_identifier::text"
+    " FROM pg_control_system()"
+)
+"""One round trip that identifies a connection; the async optimizer sends it too."""
+
+
+def identity_from_row(host: str, row: tuple[Any, ...] | None) -> SessionIdentity:
+    """The identity :data:`IDENTIFY_SQL` returned."""
+    assert row is not None
+    database, role, search_path, started, server = (str(value) for value in row)
+    return SessionIdentity(host, database, role, search_path, started, server)
+
+
+def identify(conn: Connection) -> SessionIdentity:
+    """Ask the server who this connection is (one round trip, once per new connection)."""
+    return identity_from_row(conn.info.host, conn.execute(IDENTIFY_SQL).fetchone())
+
+
+VIEW_SOURCES_SQL = (
+    "SELECT DISTINCT v.relname, t.relname, t.relkind = 'v'"
+    " FROM pg_class v"
+    " JOIN pg_rewrite r ON r.ev_class = v.oid"
+    " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid"
+    " AND d.refclassid = 'pg_class'::regclass"
+    " JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid"
+    " WHERE v.relkind = 'v' AND v.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)"
+)
+"""Each user view with a relation its rewrite rule reads, and whether that relation is a view itself."""
+
+
+def view_sources(rows: Iterable[Sequence[Any]]) -> dict[str, tuple[str, ...]]:
+    """View name → every relation it reads, following views through views (rows of :data:`VIEW_SOURCES_SQL`).
+
+    Names are unqualified, like invalidation (which over-invalidates across schemas, never under).
+
+    >>> view_sources([("a", "b", True), ("b", "t", False), ("b", "u", False)])["a"]
+    ('b', 't', 'u')
+    """
+    direct: dict[str, list[str]] = {}
+    for view, source, _ in rows:
+        direct.setdefault(str(view), []).append(str(source))
+    closure: dict[str, tuple[str, ...]] = {}
+    for view in direct:
+        seen: dict[str, None] = {}
+        pending = list(direct[view])
+        while pending:
+            name = pending.pop(0)
+            if name not in seen and name != view:
+                seen[name] = None
+                pending.extend(direct.get(name, ()))
+        closure[view] = tuple(seen)
+    return closure
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """Everything about one (SQL text, hints) pair that does not depend on parameter values."""
+
+    analysis: Analysis
+    statement: Statement
+    hint_text: str | None
+    """The hint block (or planner settings) applied, for the slow-query record."""
+    cache_prefix: Hashable
+    version_keys: tuple[VersionKey, ...]
+    bypass_reasons: tuple[str, ...]
+    """Empty when results may be cached."""
+    invalidates: tuple[str, ...] | None
+    """Tables whose cached results a successful run invalidates: ``()`` none, ``None`` the whole scope."""
+
+
+def freeze_hints(value: Any) -> Hashable:
+    """A hashable stand-in for the hints a caller passed (lists and dicts included)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(key), freeze_hints(item)) for key, item in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze_hints(item) for item in value)
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return value  # type: ignore[no-any-return]
+
+
+class CallPreparer:
+    """Prepares calls for one database; ``connect`` lends a connection for catalog look-ups."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        connect: Callable[[], AbstractContextManager[Connection]],
+        hint_rules: HintRules | None = None,
+    ) -> None:
+        self.settings = settings
+        self.hint_rules = hint_rules or (
+            HintRules.from_file(settings.hint_rules) if settings.hint_rules else HintRules()
+        )
+        self.identity: SessionIdentity | None = None
+        self.views: dict[str, tuple[str, ...]] = {}
+        """View name → every relation it reads, through other views too: a cached read of a view
+        depends on them (read once per database when the first connection is seen)."""
+        self.pins = HintRules()
+        """Pinned plans by fingerprint (``queryopt pin``): with pg_hint_plan they replace the rules' hints and
+        a call's own for their fingerprint (a pin is a whole plan)."""
+        self.hint_plan_active = False
+        self._connect = connect
+        self.calls: dict[Hashable, PreparedCall] = {}
+        """Prepared calls by (SQL text, frozen hints, has_params); cleared, never replaced."""
+        self._lock = threading.Lock()
+
+    @property
+    def scope(self) -> Hashable:
+        return None if self.identity is None else self.identity.scope
+
+    def learn(self, conn: Connection) -> None:
+        """Identify the database behind a new connection; a new identity starts a new cache scope."""
+        identity = identify(conn)
+        if identity != self.identity:
+            views = view_sources(conn.execute(VIEW_SOURCES_SQL).fetchall())
+            self.adopt(identity, hint_plan_active(conn), views)
+
+    def adopt(
+        self,
+        identity: SessionIdentity,
+        hint_plan_is_active: bool,
+        views: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        """Use ``identity`` from now on (the async optimizer asks the server itself); ``views`` maps each
+        view's name to the relations it reads (see :func:`view_sources`)."""
+        with self._lock:
+            self.identity = identity
+            self.hint_plan_active = hint_plan_is_active
+            self.views = dict(views or {})
+            self.calls.clear()  # prepared calls carry the old scope in their cache keys
+
+    def use_pins(self, pins: HintRules) -> None:
+        """Apply ``pins`` from now on (the pin watcher's thread calls this); calls are prepared again."""
+        with self._lock:
+            self.pins = pins
+            self.calls.clear()
+
+    @property
+    def hint_mode(self) -> HintMode:
+        """How hints take effect here: ``auto`` resolved by whether pg_hint_plan is active."""
+        mode = self.settings.hint_mode
+        if mode is HintMode.AUTO:
+            return HintMode.PG_HINT_PLAN if self.hint_plan_active else HintMode.PLANNER_SETTINGS
+        return mode
+
+    def get(self, sql: str, has_params: bool) -> PreparedCall | None:
+        """The prepared call for ``sql`` without hints, if there is one (the hot path)."""
+        return self.calls.get((sql, None, has_params))
+
+    def prepare(
+        self, sql: str, index_hints: IndexHints = None, *, has_params: bool = True, analysis: Analysis | None = None
+    ) -> PreparedCall:
+        """Analyse ``sql`` and resolve its hints once; later calls with the same text reuse the result.
+
+        ``analysis`` is ``analyze(sql)`` computed elsewhere (the async optimizer's worker process).
+        """
+        key = (sql, None if index_hints is None else freeze_hints(index_hints), has_params)
+        call = self.calls.get(key)
+        if call is None:
+            call = self._build(sql, index_hints, has_params, analysis)
+            prepared = self.calls
+            if len(prepared) >= _MAX_PREPARED:
+                prepared.clear()
+            prepared[key] = call
+        return call
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def _hints_for(self, analysis: Analysis, index_hints: IndexHints) -> HintSet | None:
+        pinned = self.pins.rule_for(analysis.fingerprint) is not None and self.hint_mode is HintMode.PG_HINT_PLAN
+        if index_hints is None and not pinned and self.hint_rules.rule_for(analysis.fingerprint) is None:
+            return None
+        # Once per distinct text: borrow a connection for the catalog (reloaded when a name is unknown).
+        with self._connect() as conn:
+            catalog = Catalog.for_connection(conn)
+            if pinned:
+                pin = self.pins.for_analysis(analysis, catalog=catalog, conn=conn)
+                if pin is not None:  # a pin that no longer fits is logged by HintRules and skipped
+                    return pin
+            hints = None if index_hints is None else resolve_hints(analysis, index_hints, catalog, conn=conn)
+            ruled = self.hint_rules.for_analysis(analysis, catalog=catalog, conn=conn)
+        if ruled is not None:
+            hints = ruled if hints is None else hints.merge(ruled)
+        return hints
+
+    def _relations_read(self, analysis: Analysis) -> list[str]:
+        names = [table.name for table in analysis.tables]
+        views = self.views
+        return names + [source for name in names for source in views.get(name, ())] if views else names
+
+    def needs_catalog(self, index_hints: IndexHints) -> bool:
+        """Whether preparing with ``index_hints`` reads the catalog (blocking I/O)."""
+        return index_hints is not None or bool(len(self.hint_rules)) or bool(len(self.pins))
+
+    def _build(
+        self, sql: str, index_hints: IndexHints, has_params: bool, analysis: Analysis | None = None
+    ) -> PreparedCall:
+        if analysis is None or analysis.sql != sql:
+            analysis = analyze(sql)
+        text, hint_text = sql, None
+        settings: tuple[tuple[str, str], ...] = ()
+        hints = self._hints_for(analysis, index_hints)
+        if hints:
+            plan = plan_hints(
+                sql,
+                hints,
+                mode=self.settings.hint_mode,
+                hint_plan_active=self.hint_plan_active,
+                has_params=has_params,
+                database=self.identity.database if self.identity else "",
+            )
+            text, settings = plan.sql, plan.settings
+            if plan.mode is HintMode.PG_HINT_PLAN:
+                hint_text = text[: len(text) - len(sql)].strip() or None
+            elif settings:
+                hint_text = ", ".join(f"{name}={value}" for name, value in settings)
+        stable = self.settings.cache.stable_functions
+        reasons: tuple[str, ...] = ()
+        if not analysis.cacheable_with(stable):
+            reasons = analysis.uncacheable_reasons or ("not cacheable",)
+        # What a successful run invalidates: nothing for reads and for statements that write no table
+        # (SAVEPOINT, SET, LOCK, FOR UPDATE…); the written tables when they are all known;
+        # otherwise (DDL, CALL, functions of unknown volatility) everything cached for this database.
+        invalidates: tuple[str, ...] | None = None
+        if analysis.read_only or not reasons or not (analysis.written_tables or analysis.may_write_unlisted):
+            invalidates = ()
+        elif not analysis.may_write_unlisted:
+            invalidates = tuple(dict.fromkeys(table.name for table in analysis.written_tables))
+        identity = self.identity
+        return PreparedCall(
+            analysis=analysis,
+            statement=Statement(text, analysis.fingerprint, analysis.read_only, settings),
+            hint_text=hint_text,
+            cache_prefix=(None if identity is None else identity.session_scope, text),
+            version_keys=ResultCache.version_keys(self.scope, self._relations_read(analysis)),
+            bypass_reasons=reasons,
+            invalidates=invalidates,
+        )
