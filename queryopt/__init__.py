@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     )
     from queryopt.cache import ResultCache
     from queryopt.cache.backends.redis import RedisBackend
-    from queryopt.config import CachePolicy, HintMode, RecorderPolicy, RetryPolicy, Settings, TimeoutPolicy
+    from queryopt.config import (
+        CachePolicy,
+        HintMode,
+        PlanGuardPolicy,
+        RecorderPolicy,
+        RetryPolicy,
+        Settings,
+        TimeoutPolicy,
+    )
     from queryopt.errors import (
         AnalysisError,
         CacheError,
@@ -93,6 +101,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "Leading": "queryopt.hints",
     "MigrationError": "queryopt.errors",
     "PinError": "queryopt.errors",
+    "PlanGuardPolicy": "queryopt.config",
     "Optimizer": "queryopt.optimizer",
     "Parallel": "queryopt.hints",
     "PlaceholderStyle": "queryopt.analysis",
@@ -173,6 +182,7 @@ __all__ = [
     "PinError",
     "PlaceholderStyle",
     "PlanComparison",
+    "PlanGuardPolicy",
     "QueryError",
     "QueryResult",
     "QueryStats",

@@ -16,7 +16,7 @@ join, the scan method and index of every relation.
 ... ]}}]
 >>> shape = plan_shape(explained)
 >>> pin_hints(shape).render()
-'Leading((c o)) NestLoop(c o) SeqScan(c) IndexScan(o orders_customer_idx)'
+'Leading((c o)) Set(max_parallel_workers_per_gather 0) NestLoop(c o) SeqScan(c) IndexScan(o orders_customer_idx)'
 >>> shape.plan_hash == plan_shape(explained).plan_hash, len(shape.plan_hash)
 (True, 16)
 """
@@ -31,7 +31,7 @@ from typing import Any
 
 from queryopt.errors import HintError
 from queryopt.hints.hintset import HintSet
-from queryopt.hints.model import Hint, JoinHint, JoinMethod, JoinTree, Leading, ScanHint, ScanMethod
+from queryopt.hints.model import Hint, JoinHint, JoinMethod, JoinTree, Leading, ScanHint, ScanMethod, Set
 
 __all__ = ["PlanShape", "ShapeNode", "pin_hints", "plan_shape"]
 
@@ -47,6 +47,7 @@ _SCANS = {
 _UNHINTABLE_SCANS = frozenset(
     {"Subquery Scan", "CTE Scan", "Function Scan", "Values Scan", "WorkTable Scan", "Table Function Scan"}
 )
+_GATHERS = frozenset({"Gather", "Gather Merge"})
 _SUBPLAN_RELATIONS = frozenset({"InitPlan", "SubPlan"})
 # What else the planner chose that is part of the shape: join type, aggregate strategy, CTE and function names.
 _DETAIL_KEYS = ("Join Type", "Strategy", "Partial Mode", "Operation", "CTE Name", "Function Name")
@@ -216,8 +217,10 @@ def _names(tree: JoinTree) -> Iterator[str]:
 
 def pin_hints(shape: PlanShape) -> HintSet:
     """The pg_hint_plan hints that ask for ``shape``: ``Leading`` with its join tree, each join's method,
-    each relation's scan method and indexes. :class:`~queryopt.HintError` says why a plan cannot be pinned
-    (two query blocks that join, a relation scanned twice under one name, an Append of several inputs…)."""
+    each relation's scan method and indexes, and no parallel workers for a serial plan.
+
+    :class:`~queryopt.HintError` says why a plan cannot be pinned (two query blocks that join, a relation
+    scanned twice under one name, an Append of several inputs…)."""
     builder = _PinBuilder()
     builder.block(shape.root)
     if len(builder.trees) > 1:
@@ -227,4 +230,7 @@ def pin_hints(shape: PlanShape) -> HintSet:
     hints: list[Hint] = [Leading((tree,), directed=True) for tree in builder.trees]
     if not builder.scans:
         raise HintError("cannot pin: the plan scans no table")
+    if not any(node.node_type in _GATHERS for _, node in shape.root.walk()):
+        # A serial plan stays serial: once more rows are expected the planner would add workers around it.
+        hints.append(Set("max_parallel_workers_per_gather", "0"))
     return HintSet((*hints, *builder.joins, *builder.scans))

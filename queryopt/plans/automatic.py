@@ -36,6 +36,7 @@ logger = logging.getLogger("queryopt")
 
 AUTO_ACTOR = "automatic"
 _LOCK_KEY = 0x71_6F_70_6C_61_6E  # "qoplan": one automatic round at a time per database
+_PIN_CHANGES = frozenset({ActionKind.PIN.value, ActionKind.UNPIN.value})
 _SINCE_PIN = "SELECT count(*), avg(duration_ms) FROM {} WHERE fingerprint = %s AND started_at >= %s"
 
 
@@ -101,10 +102,17 @@ class AutoPinner:
         self._store.log(conn, pin.fingerprint, pin.plan_hash, ActionKind.VERIFIED, AUTO_ACTOR, note)
         return [f"{pin.fingerprint}: automatic pin of plan {pin.plan_hash} {note}"]
 
-    def _due(self, entry: FingerprintPlans) -> PlanChange | None:
+    def _due(self, entry: FingerprintPlans, actions: tuple[Action, ...]) -> PlanChange | None:
         if not entry.changes:
             return None
         change = entry.changes[-1]  # its later run is the fingerprint's latest: the regressed plan is in use
+        if any(
+            action.fingerprint == entry.fingerprint
+            and action.action in _PIN_CHANGES
+            and change.before.last_seen <= action.at <= change.after.first_seen
+            for action in actions
+        ):
+            return None  # a pin or an unpin made this change: nothing the planner did
         if change.ratio <= self.policy.regression_ratio:
             return None
         if change.after.mean_ms - change.before.mean_ms < self.policy.min_gain_ms:
@@ -118,7 +126,7 @@ class AutoPinner:
         entry: FingerprintPlans,
         actions: tuple[Action, ...],
     ) -> list[str]:
-        change = self._due(entry)
+        change = self._due(entry, actions)
         if change is None:
             return []
         # Never the same plan twice for one change, and never again in the window once it was unpinned.

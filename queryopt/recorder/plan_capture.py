@@ -3,8 +3,9 @@
 The plan is asked of the application's database (where the statement ran), at
 most once per fingerprint per interval and for a few records per batch, so a
 burst of slow queries costs a bounded amount of planning. A fingerprint whose
-latency jumps (a record more than ``JUMP_FACTOR`` times its recent mean) is
-captured again at once, so a plan flip is seen within a batch, not an interval.
+latency jumps (a record more than ``JUMP_FACTOR`` times slower or faster than
+its recent mean) or whose hints changed (a pin was set or removed) is captured
+again at once, so a plan flip is seen within a batch, not an interval.
 Each plan carries its shape hash (:mod:`queryopt.hints.plan_shape`). Three guards make
 sure nothing is executed: only statement kinds EXPLAIN accepts, the extended
 protocol (one statement per message, so ``…; DROP …`` cannot ride along), and a
@@ -39,7 +40,7 @@ _RECONNECT_AFTER = 60.0  # seconds without plans after the application's databas
 _MAX_TRACKED_FINGERPRINTS = 10_000
 JUMP_FACTOR = 2.0  # the report's warning ratio: a record this much slower than its fingerprint's mean is a jump
 _JUMP_MIN_RECORDS = 5  # records of a fingerprint before its mean is trusted
-_JUMP_MIN_GAP = 1.0  # seconds between two jump captures of one fingerprint (a noisy query must not EXPLAIN per batch)
+_JUMP_MIN_GAP = 0.5  # seconds between two jump captures of one fingerprint (a noisy query must not EXPLAIN per batch)
 _MEAN_WEIGHT = 0.2  # weight of the newest record in the running mean
 
 
@@ -54,14 +55,24 @@ class CapturedPlan:
 class _Latency:
     """A fingerprint's running mean of recorded durations, to notice a jump."""
 
-    __slots__ = ("count", "mean")
+    __slots__ = ("count", "hints", "mean")
 
-    def __init__(self) -> None:
+    def __init__(self, hints: str | None) -> None:
         self.count = 0
         self.mean = 0.0
+        self.hints = hints
+
+    def rehinted(self, hints: str | None) -> bool:
+        """The record carries other hints than the last one (pinned or unpinned): another plan, surely."""
+        if hints == self.hints:
+            return False
+        self.hints, self.count = hints, 0
+        return True
 
     def jumped(self, duration_ms: float) -> bool:
-        jump = self.count >= _JUMP_MIN_RECORDS and duration_ms > JUMP_FACTOR * self.mean
+        jump = self.count >= _JUMP_MIN_RECORDS and (
+            duration_ms > JUMP_FACTOR * self.mean or duration_ms * JUMP_FACTOR < self.mean
+        )
         if jump:
             self.count, self.mean = 1, duration_ms  # a new level: judge later records against it
         else:
@@ -109,14 +120,14 @@ class PlanCapture:
         for index, record in enumerate(records):
             latency = self._latency.get(record.fingerprint)
             if latency is None:
-                latency = self._latency[record.fingerprint] = _Latency()
-            jumped = latency.jumped(record.duration_ms) or record.fingerprint in self._owed
+                latency = self._latency[record.fingerprint] = _Latency(record.hints)
+            rehinted = latency.rehinted(record.hints)
+            jumped = latency.jumped(record.duration_ms) or rehinted or record.fingerprint in self._owed
             if str(record.kind) not in EXPLAINABLE_KINDS:
                 continue
             last = self._last_capture.get(record.fingerprint)
-            if attempts >= MAX_PLANS_PER_BATCH or (
-                last is not None and now - last < (_JUMP_MIN_GAP if jumped else self._interval)
-            ):
+            wait = 0.0 if rehinted else _JUMP_MIN_GAP if jumped else self._interval
+            if attempts >= MAX_PLANS_PER_BATCH or (last is not None and now - last < wait):
                 if jumped:
                     self._owed.add(record.fingerprint)
                 continue
