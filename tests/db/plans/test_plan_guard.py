@@ -3,8 +3,10 @@ plan is pinned (with pg_hint_plan), and an automatic pin that does not help is r
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,6 +15,7 @@ from psycopg import sql
 
 from queryopt import Optimizer, PinError, RecorderPolicy, Settings
 from queryopt.analysis import analyze
+from queryopt.cli import main
 from queryopt.config import PlanGuardPolicy
 from queryopt.embedded import EmbeddedPostgres
 from queryopt.hints import parse_hints
@@ -102,6 +105,30 @@ def test_a_plan_change_is_shown_with_both_plans_their_latency_and_its_regression
     assert regression.severity == "critical"
     assert regression.after.mean_ms == pytest.approx(new.mean_ms, rel=0.2)
     assert history.fingerprints[0].fingerprint == FINGERPRINT  # regressions first
+
+
+def test_the_report_shows_the_plan_change_next_to_the_regression_and_the_plan_tree(
+    optimizer: Optimizer, conn: Conn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before, after = flip_plan(optimizer, conn)
+    dsn = optimizer.pool.conninfo
+    assert main(["report", "--dsn", dsn, "--since", "1h", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    [change] = document["plan_changes"]
+    assert (change["fingerprint"], change["from_plan"], change["to_plan"]) == (FINGERPRINT, before, after)
+    assert change["severity"] == "critical"
+    [tree] = document["plan_trees"]
+    assert tree["plan_hash"] == after
+    page = tmp_path / "report.html"
+    assert main(["report", "--dsn", dsn, "--since", "1h", "--format", "html", "--output", str(page)]) == 0
+    html = page.read_text()
+    regressions = html[html.index('<section id="regressions">') : html.index('<section id="queries">')]
+    assert "Plan changes" in regressions
+    assert f"<code>{before}</code> → <code>{after}</code>" in regressions
+    assert f"Plan <code>{after}</code>" in html
+    assert "Hash Join" in html or "Merge Join" in html
+    assert main(["report", "--dsn", dsn, "--since", "1h", "--format", "markdown"]) == 0
+    assert "### Plan changes" in capsys.readouterr().out
 
 
 @pytest.mark.pg_hint_plan
