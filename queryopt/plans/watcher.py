@@ -12,7 +12,9 @@ round (:class:`~queryopt.plans.automatic.AutoPinner`) before each read.
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +32,7 @@ __all__ = ["PinWatcher", "pin_rules"]
 logger = logging.getLogger("queryopt")
 
 _NO_TABLE_INTERVAL = 60.0  # seconds between looks while queryopt's schema has no plan_pins table
+_AUTO_INTERVAL = 10.0  # at least this many seconds between two automatic rounds (each reads an hour of history)
 
 
 def pin_rules(pins: list[Pin]) -> HintRules:
@@ -66,6 +69,7 @@ class PinWatcher:
         self._refreshed = threading.Condition()
         self.refreshes = 0
         self._missing_logged = False
+        self._last_auto = -math.inf
         self.auto = (
             AutoPinner(application_conninfo or conninfo, policy=self.policy, schema=schema, store_conninfo=conninfo)
             if self.policy.automatic
@@ -105,7 +109,8 @@ class PinWatcher:
 
     def _round(self) -> float:
         interval = self.policy.refresh_interval
-        if self.auto is not None:
+        if self.auto is not None and time.monotonic() - self._last_auto >= max(interval, _AUTO_INTERVAL):
+            self._last_auto = time.monotonic()
             try:
                 self.auto.check()
             except (PinError, psycopg.Error) as exc:

@@ -59,6 +59,10 @@ def test_plans_table_and_markdown_show_the_plan(captured: str, capsys: pytest.Ca
     markdown = capsys.readouterr().out
     assert f"## `{FINGERPRINT}`" in markdown
     assert "orders_customer_idx" in markdown
+    assert main(["plans", "--dsn", captured]) == 0
+    table = capsys.readouterr().out
+    assert FINGERPRINT in table
+    assert "mean ms" in table
     assert main(["plans", "--dsn", captured, "--fingerprint", "ffffffffffffffff"]) == 0
     assert "No plans captured" in capsys.readouterr().out
 
