@@ -23,7 +23,18 @@ from rich.console import Console
 
 from benchmarks._harness import print_table
 
-TOPICS = ("hot_path", "sqlalchemy", "cache", "redis_cache", "async_prepare", "analysis", "recorder", "report")
+TOPICS = (
+    "hot_path",
+    "sqlalchemy",
+    "cache",
+    "redis_cache",
+    "async_prepare",
+    "analysis",
+    "recorder",
+    "report",
+    "advisor",
+    "limits",
+)
 TITLES = {
     "hot_path": "hot path: raw psycopg vs optimize_query vs a cache hit",
     "sqlalchemy": "SQLAlchemy: plain vs instrumented engine",
@@ -33,6 +44,8 @@ TITLES = {
     "analysis": "SQL analysis: LRU hit, miss, bare sqlglot parse",
     "recorder": "slow-query recorder: enqueue cost and sustained rows/s",
     "report": "report over 1,000,000 slow-query rows",
+    "limits": "per-fingerprint limiter: cost per call with a free slot",
+    "advisor": "index advice for 100 recorded fingerprints over 50 tables",
 }
 
 

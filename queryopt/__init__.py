@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from queryopt._version import __version__
 
 if TYPE_CHECKING:
+    from queryopt.advisor import Advice, advise
     from queryopt.analysis import (
         Analysis,
         PlaceholderStyle,
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from queryopt.config import (
         CachePolicy,
         HintMode,
+        LimitMode,
+        LimitPolicy,
         PlanGuardPolicy,
         RecorderPolicy,
         RetryPolicy,
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
         TimeoutPolicy,
     )
     from queryopt.errors import (
+        AdvisorError,
         AnalysisError,
         CacheError,
         ConfigurationError,
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
         PinError,
         QueryError,
         QueryoptError,
+        QueryRejected,
         QueryTimeout,
         RecorderError,
         ReportError,
@@ -83,6 +88,8 @@ if TYPE_CHECKING:
     from queryopt.result import QueryResult
 
 _EXPORTS: Final[dict[str, str]] = {
+    "Advice": "queryopt.advisor",
+    "AdvisorError": "queryopt.errors",
     "Alert": "queryopt.optimizer",
     "AlertSeverity": "queryopt.optimizer",
     "Analysis": "queryopt.analysis",
@@ -99,6 +106,8 @@ _EXPORTS: Final[dict[str, str]] = {
     "HintSet": "queryopt.hints",
     "JoinHint": "queryopt.hints",
     "Leading": "queryopt.hints",
+    "LimitMode": "queryopt.config",
+    "LimitPolicy": "queryopt.config",
     "MigrationError": "queryopt.errors",
     "PinError": "queryopt.errors",
     "PlanGuardPolicy": "queryopt.config",
@@ -107,6 +116,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "PlaceholderStyle": "queryopt.analysis",
     "PlanComparison": "queryopt.hints",
     "QueryError": "queryopt.errors",
+    "QueryRejected": "queryopt.errors",
     "QueryResult": "queryopt.result",
     "QueryStats": "queryopt.optimizer",
     "QueryTimeout": "queryopt.errors",
@@ -130,6 +140,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "TableRef": "queryopt.analysis",
     "TimeoutPolicy": "queryopt.config",
     "Transaction": "queryopt.optimizer",
+    "advise": "queryopt.advisor",
     "analysis_cache_info": "queryopt.analysis",
     "analyze": "queryopt.analysis",
     "configure": "queryopt.optimizer",
@@ -160,6 +171,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Advice",
+    "AdvisorError",
     "Alert",
     "AlertSeverity",
     "Analysis",
@@ -176,6 +189,8 @@ __all__ = [
     "HintSet",
     "JoinHint",
     "Leading",
+    "LimitMode",
+    "LimitPolicy",
     "MigrationError",
     "Optimizer",
     "Parallel",
@@ -184,6 +199,7 @@ __all__ = [
     "PlanComparison",
     "PlanGuardPolicy",
     "QueryError",
+    "QueryRejected",
     "QueryResult",
     "QueryStats",
     "QueryTimeout",
@@ -208,6 +224,7 @@ __all__ = [
     "TimeoutPolicy",
     "Transaction",
     "__version__",
+    "advise",
     "analysis_cache_info",
     "analyze",
     "configure",

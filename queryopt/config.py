@@ -21,6 +21,8 @@ from queryopt.errors import ConfigurationError
 __all__ = [
     "CachePolicy",
     "HintMode",
+    "LimitMode",
+    "LimitPolicy",
     "PlanGuardPolicy",
     "RecorderPolicy",
     "RetryPolicy",
@@ -258,6 +260,95 @@ def _check_thresholds(thresholds: object) -> Mapping[str, float]:
     return MappingProxyType(checked)
 
 
+class LimitMode(StrEnum):
+    """How many calls of one query fingerprint may run at once."""
+
+    OFF = "off"
+    """No per-fingerprint limit (the default)."""
+    STATIC = "static"
+    """A fixed cap: ``LimitPolicy.concurrency`` for every fingerprint, ``LimitPolicy.per_fingerprint`` for some."""
+    ADAPTIVE = "adaptive"
+    """A cap per fingerprint that follows its measured latency (Gradient2-style), shrunk by timeouts."""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitPolicy:
+    """Load shedding: how many calls of one query shape may hold a connection at once.
+
+    A call over its fingerprint's limit waits up to ``max_wait`` for a slot, then fails with
+    :class:`~queryopt.QueryRejected` without taking a connection. Every limited call also takes one of
+    the pool's shared slots (the pool size minus ``reserve``); the reserve is kept for the first call of
+    a fingerprint that has nothing else running, so a fast query finds a connection while a slow one
+    holds all the shared slots.
+    """
+
+    mode: LimitMode = LimitMode.OFF
+    """Off, a static cap, or an adaptive one."""
+    concurrency: int | None = None
+    """Static mode: calls of any one fingerprint running at once (``None``: only ``per_fingerprint`` and the
+    shared slots bound them)."""
+    per_fingerprint: Mapping[str, int] = field(default_factory=dict, hash=False)
+    """Caps for some fingerprints (fingerprint → calls); in adaptive mode, the most their limit may grow to."""
+    max_wait: float = 0.1
+    """Seconds a call over its limit waits for a slot before it is rejected; 0 rejects at once."""
+    reserve: int = 2
+    """Pool connections kept out of the shared slots, for fingerprints with no call running."""
+    adaptive_tolerance: float = 2.0
+    """Adaptive mode: recent latency may reach this multiple of the long-term latency before the limit shrinks."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mode, LimitMode):
+            raise ConfigurationError(f"LimitPolicy.mode must be a LimitMode, got {self.mode!r}", setting="mode")
+        if self.concurrency is not None:
+            _check_count(self, "concurrency")
+        object.__setattr__(self, "per_fingerprint", _check_caps(self.per_fingerprint))
+        if self.mode is LimitMode.STATIC and self.concurrency is None and not self.per_fingerprint:
+            raise ConfigurationError(
+                "LimitPolicy.concurrency: static mode needs a cap (concurrency=N or per_fingerprint caps)",
+                setting="concurrency",
+            )
+        _check_seconds(self, "max_wait", allow_zero=True)
+        _check_count(self, "reserve", minimum=0)
+        value = self.adaptive_tolerance
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < math.inf:
+            raise ConfigurationError(
+                f"LimitPolicy.adaptive_tolerance must be a number >= 1, got {value!r}", setting="adaptive_tolerance"
+            )
+
+    def cap_for(self, fingerprint: str) -> int | None:
+        """The configured cap of one fingerprint (``None``: none configured).
+
+        >>> policy = LimitPolicy(LimitMode.STATIC, concurrency=4, per_fingerprint={"0123456789abcdef": 1})
+        >>> policy.cap_for("0123456789abcdef")
+        1
+        >>> LimitPolicy(LimitMode.STATIC, concurrency=4).cap_for("fedcba9876543210")
+        4
+        """
+        return self.per_fingerprint.get(fingerprint, self.concurrency)
+
+
+def _check_caps(caps: object) -> Mapping[str, int]:
+    if not isinstance(caps, Mapping):
+        raise ConfigurationError(
+            f"LimitPolicy.per_fingerprint must map fingerprints to call counts, got {caps!r}",
+            setting="per_fingerprint",
+        )
+    checked: dict[str, int] = {}
+    for fingerprint, cap in caps.items():
+        if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint):
+            raise ConfigurationError(
+                f"LimitPolicy.per_fingerprint: {fingerprint!r} is not a query fingerprint (16 lower-case hex digits)",
+                setting="per_fingerprint",
+            )
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise ConfigurationError(
+                f"LimitPolicy.per_fingerprint[{fingerprint!r}] must be an integer >= 1, got {cap!r}",
+                setting="per_fingerprint",
+            )
+        checked[fingerprint] = cap
+    return MappingProxyType(checked)
+
+
 @dataclass(frozen=True, slots=True)
 class PlanGuardPolicy:
     """Pinned plans: how often a process looks for pins, and the automatic mode (off by default)."""
@@ -314,6 +405,7 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     cache: CachePolicy = field(default_factory=CachePolicy)
     recorder: RecorderPolicy = field(default_factory=RecorderPolicy)
+    limits: LimitPolicy = field(default_factory=LimitPolicy)
     plans: PlanGuardPolicy = field(default_factory=PlanGuardPolicy)
     hint_mode: HintMode = HintMode.AUTO
     """How index hints take effect."""
@@ -354,6 +446,11 @@ class Settings:
             schema=reader.text("SCHEMA") or default.recorder.schema,
             dsn=reader.text("RECORDER_DSN"),
         )
+        limits = LimitPolicy(
+            **reader.concurrency("FINGERPRINT_CONCURRENCY"),
+            max_wait=reader.duration("FINGERPRINT_MAX_WAIT", default.limits.max_wait, allow_off=True) or 0.0,
+            reserve=reader.integer("FINGERPRINT_RESERVE", default.limits.reserve, minimum=0),
+        )
         plans = PlanGuardPolicy(
             watch_pins=reader.boolean("WATCH_PINS", default.plans.watch_pins),
             refresh_interval=reader.duration("PIN_REFRESH", default.plans.refresh_interval),
@@ -366,6 +463,7 @@ class Settings:
             retry=retry,
             cache=cache,
             recorder=recorder,
+            limits=limits,
             plans=plans,
             hint_mode=reader.choice("HINT_MODE", HintMode, HintMode.AUTO),
             hint_rules=reader.text("HINT_RULES"),
@@ -402,7 +500,7 @@ class _EnvReader:
         except ConfigurationError as exc:
             raise self._fail(f"{raw!r} is not a duration (use e.g. 250ms, 30s, 5m)") from exc
 
-    def integer(self, suffix: str, default: int) -> int:
+    def integer(self, suffix: str, default: int, *, minimum: int = 1) -> int:
         raw = self._raw(suffix)
         if raw is None:
             return default
@@ -410,9 +508,24 @@ class _EnvReader:
             value = int(raw.strip().replace("_", ""))
         except ValueError:
             raise self._fail(f"{raw!r} is not a whole number") from None
-        if value < 1:
-            raise self._fail(f"{raw!r} must be at least 1")
+        if value < minimum:
+            raise self._fail(f"{raw!r} must be at least {minimum}")
         return value
+
+    def concurrency(self, suffix: str) -> dict[str, Any]:
+        """``N`` (a static cap), ``adaptive`` or ``off`` as LimitPolicy arguments."""
+        raw = self._raw(suffix)
+        if raw is None or raw.strip().lower() in {"off", "none"}:
+            return {"mode": LimitMode.OFF}
+        if raw.strip().lower() == "adaptive":
+            return {"mode": LimitMode.ADAPTIVE}
+        try:
+            value = int(raw.strip().replace("_", ""))
+        except ValueError:
+            raise self._fail(f"{raw!r} is not a whole number, 'adaptive' or 'off'") from None
+        if value < 1:
+            raise self._fail(f"{raw!r} must be at least 1 (or 'adaptive', or 'off')")
+        return {"mode": LimitMode.STATIC, "concurrency": value}
 
     def boolean(self, suffix: str, default: bool) -> bool:
         raw = self._raw(suffix)

@@ -9,10 +9,12 @@ catches everything queryopt itself decides to raise::
      ├── HintError               a hint that names a relation or index the query/catalog lacks
      ├── QueryError              the database refused or failed a statement (keeps sqlstate)
      │    └── QueryTimeout        the statement ran past its limit and was cancelled
+     ├── QueryRejected           too many calls of one query shape at once: shed without a connection
      ├── CacheError              the result cache cannot serve a request
      ├── RecorderError           the slow-query recorder cannot be set up
      ├── MigrationError          queryopt's own schema cannot be created or checked
      ├── ReportError             a report cannot be produced (no table, bad window, …)
+     ├── AdvisorError            index advice cannot be produced (no HypoPG, no slow-query table, …)
      ├── PinError                a plan cannot be pinned or unpinned (no pg_hint_plan, shape not reproduced, …)
      └── ServerError             an embedded PostgreSQL cannot be found, started or stopped
 
@@ -23,9 +25,11 @@ intact. Driver errors are wrapped with ``raise … from exc``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
+    "REJECTED_SQLSTATE",
+    "AdvisorError",
     "AnalysisError",
     "CacheError",
     "ConfigurationError",
@@ -33,6 +37,7 @@ __all__ = [
     "MigrationError",
     "PinError",
     "QueryError",
+    "QueryRejected",
     "QueryTimeout",
     "QueryoptError",
     "RecorderError",
@@ -145,6 +150,27 @@ class QueryTimeout(QueryError):
         self.elapsed = elapsed
 
 
+REJECTED_SQLSTATE: Final = "QOREJ"
+"""What the slow-query table stores as ``sqlstate`` for a rejected call: queryopt's own marker, not a
+PostgreSQL code (PostgreSQL's classes never start with ``Q``)."""
+
+
+class QueryRejected(QueryoptError):
+    """A call waited ``waited`` seconds for a slot of its fingerprint (``limit`` calls at once) and was
+    turned away before it took a connection: the query shape is overloaded. Retry later, or raise its limit.
+    """
+
+    __module__ = "queryopt"
+    sqlstate: str = REJECTED_SQLSTATE
+
+    def __init__(self, message: str, *, fingerprint: str, limit: int, waited: float, sql: str | None = None) -> None:
+        super().__init__(message)
+        self.fingerprint = fingerprint
+        self.limit = limit
+        self.waited = waited
+        self.sql = sql
+
+
 class CacheError(QueryoptError):
     """The result cache cannot serve a request (for example a misconfigured backend)."""
 
@@ -165,6 +191,12 @@ class MigrationError(QueryoptError):
 
 class ReportError(QueryoptError):
     """A report cannot be produced; the message says why in one line."""
+
+    __module__ = "queryopt"
+
+
+class AdvisorError(QueryoptError):
+    """Index advice cannot be produced or applied; the message says why and what to do, in one line."""
 
     __module__ = "queryopt"
 

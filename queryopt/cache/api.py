@@ -190,10 +190,13 @@ class SharedBackend(CacheBackend, Protocol):
     versions there (:class:`~queryopt.cache.shared.SharedStore`).
     """
 
-    shares_versions: bool
-    """True for a backend that implements this protocol."""
-    lock_wait: float
-    """Seconds other processes wait for a miss's leader before running the query themselves."""
+    @property
+    def shares_versions(self) -> bool:
+        """True for a backend that implements this protocol."""
+
+    @property
+    def lock_wait(self) -> float:
+        """Seconds other processes wait for a miss's leader before running the query themselves."""
 
     def fetch(self, key: Hashable, version_keys: tuple[VersionKey, ...]) -> QueryResult | None:
         """The entry for ``key`` if stored under the current versions (one round trip)."""

@@ -16,20 +16,21 @@ from collections.abc import Callable, Sequence
 import psycopg
 
 from queryopt._version import __version__
-from queryopt.cli import demo, explain, migrate, pin, plans, prune, report
+from queryopt.cli import advise, demo, explain, migrate, pin, plans, prune, report
 from queryopt.errors import QueryoptError
 
 __all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-_COMMAND_MODULES = (demo, explain, migrate, plans, pin, prune, report)
+_COMMAND_MODULES = (advise, demo, explain, migrate, plans, pin, prune, report)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="queryopt",
-        description="Faster, safer and visible PostgreSQL queries: hints, timeouts, caching, slow-query reports.",
+        description="Faster, safer and visible PostgreSQL queries: hints, timeouts, caching, slow-query reports, "
+        "index advice.",
     )
     parser.add_argument("--version", action="version", version=f"queryopt {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")

@@ -16,8 +16,9 @@ from typing import Any
 
 from rich.console import Console
 
+from queryopt.advisor import advise, hypopg_installed
 from queryopt.config import Settings
-from queryopt.errors import PinError, ReportError
+from queryopt.errors import AdvisorError, PinError, ReportError
 from queryopt.plans import plan_history
 from queryopt.report import PlanChangeNote, PlanTree, Report, ReportFormat, Severity, SortKey, render, report
 from queryopt.report.terminal import print_report
@@ -31,6 +32,9 @@ exit status:
   0  the report was produced and --fail-on (if given) found nothing
   1  --fail-on found a regression at or above its severity (the report is still written)
   2  error: no database, missing table (migrations not applied), empty window, bad arguments
+
+JSON and HTML reports gain an "advice" section (queryopt advise, default options) when the database has
+the HypoPG extension; --no-advice leaves it out.
 
 A regression compares each fingerprint with the previous window of the same length: mean or p95
 more than 2x worse is a warning, more than 3x critical; fingerprints absent before are "new"
@@ -66,6 +70,9 @@ def register(commands: Any) -> None:
         choices=[Severity.WARNING.value, Severity.CRITICAL.value],
         help="exit with status 1 when a regression at or above this severity exists",
     )
+    parser.add_argument(
+        "--no-advice", action="store_true", help="leave index advice out of JSON and HTML reports (it needs HypoPG)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -76,6 +83,19 @@ def _moment(text: str | None, option: str) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         raise ReportError(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01T12:00:00Z)") from None
+
+
+def _advice(args: argparse.Namespace, dsn: str, schema: str) -> dict[str, Any] | None:
+    """Index advice for the JSON and HTML reports, when HypoPG is there to cost it; never fails the report."""
+    if args.no_advice or args.format not in (ReportFormat.JSON.value, ReportFormat.HTML.value):
+        return None
+    if not hypopg_installed(dsn):
+        return None
+    try:
+        return advise(dsn, schema=schema, since=args.since or "24h").to_json()
+    except AdvisorError as exc:
+        print(f"queryopt: no index advice in the report: {exc}", file=sys.stderr)
+        return None
 
 
 def with_plans(result: Report, dsn: str) -> Report:
@@ -121,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
         schema=args.schema or settings.recorder.schema,
     )
     result = with_plans(result, dsn)
+    advice = _advice(args, dsn, args.schema or settings.recorder.schema)
     if args.output:
-        text = render(result, args.format)
+        text = render(result, args.format, advice=advice)
         try:
             Path(args.output).write_text(text, encoding="utf-8")
         except OSError as exc:
@@ -131,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == ReportFormat.TABLE.value:
         print_report(result, Console())
     else:
-        sys.stdout.write(render(result, args.format))
+        sys.stdout.write(render(result, args.format, advice=advice))
     if args.fail_on:
         findings = result.findings_at_least(Severity(args.fail_on))
         if findings:

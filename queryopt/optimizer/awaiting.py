@@ -45,7 +45,7 @@ from psycopg_pool import AsyncConnectionPool
 from queryopt.analysis import Analysis, analyze, analyze_uncached
 from queryopt.cache import ResultCache
 from queryopt.config import Settings
-from queryopt.errors import ConfigurationError, QueryError
+from queryopt.errors import ConfigurationError, QueryError, QueryRejected
 from queryopt.hints import HintRules
 from queryopt.hints.effect import HINT_PLAN_ACTIVE_SQL
 from queryopt.optimizer.async_execution import AsyncConnection, AsyncExecutor
@@ -62,6 +62,7 @@ from queryopt.optimizer.core import (
 )
 from queryopt.optimizer.execution import Connection, Params
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
+from queryopt.optimizer.limits import overloaded
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import (
     IDENTIFY_SQL,
@@ -147,6 +148,7 @@ class AsyncOptimizer(FrontEnd):
             options = self._pool_options(min_size=min_size, max_size=max_size, name="queryopt-async")
             pool = AsyncConnectionPool(dsn, **options)
         self.pool = pool
+        self._limit_to(pool.max_size)
         self.executor = AsyncExecutor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
         # Where preparation's worker thread and the recorder connect (a pool's conninfo may be a callable).
         kwargs = pool.kwargs if isinstance(pool.kwargs, dict) else {}
@@ -274,7 +276,9 @@ class AsyncOptimizer(FrontEnd):
             return await self._run(plan)
         return await self.cache.aget_or_execute(plan.key, call.version_keys, lambda: self._run(plan), ttl=ttl)
 
-    async def _run(self, plan: CallPlan, tx: AsyncTransaction | None = None) -> QueryResult:
+    async def _run(self, plan: CallPlan, tx: AsyncTransaction | None = None, *, admitted: bool = False) -> QueryResult:
+        if tx is None and not admitted and self.limiter is not None:
+            return await self._run_limited(plan)
         pending: Pending | None = None
         started = time.perf_counter()
         try:
@@ -293,6 +297,26 @@ class AsyncOptimizer(FrontEnd):
             raise
         await self._invalidate(self.finished(plan, started, result, pending))
         return result
+
+    async def _run_limited(self, plan: CallPlan) -> QueryResult:
+        """:meth:`_run` inside a slot of the call's fingerprint, taken before a connection is (a transaction,
+        which holds its connection already, is not limited)."""
+        limiter = self.limiter
+        assert limiter is not None
+        try:
+            gate = await limiter.acquire_async(plan.call.analysis.fingerprint)
+        except QueryRejected as exc:
+            self.rejected(plan, exc)
+            raise
+        started = time.perf_counter()
+        dropped = False
+        try:
+            return await self._run(plan, admitted=True)
+        except QueryError as exc:
+            dropped = overloaded(exc)
+            raise
+        finally:
+            limiter.release(gate, time.perf_counter() - started, dropped=dropped)
 
     async def _invalidate(self, tables: Tables) -> None:
         if tables != ():

@@ -26,7 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from queryopt.cache import ResultCache
 from queryopt.config import Settings
-from queryopt.errors import QueryError
+from queryopt.errors import QueryError, QueryRejected
 from queryopt.hints import HintRules
 from queryopt.optimizer.core import (
     CacheDecision,
@@ -41,6 +41,7 @@ from queryopt.optimizer.core import (
 )
 from queryopt.optimizer.execution import Connection, Executor, Params
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
+from queryopt.optimizer.limits import overloaded
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import CallPreparer, IndexHints, PreparedCall
 from queryopt.recorder import SlowQueryRecorder
@@ -81,6 +82,7 @@ class Optimizer(FrontEnd):
         if pool is None:
             pool = ConnectionPool(dsn, **self._pool_options(min_size=min_size, max_size=max_size, name="queryopt"))
         self.pool = pool
+        self._limit_to(pool.max_size)
         self.executor = Executor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
         self.preparer = CallPreparer(self.settings, connect=pool.connection, hint_rules=hint_rules)
         self._calls = self.preparer.calls
@@ -136,7 +138,9 @@ class Optimizer(FrontEnd):
             return self._run(plan)
         return self.cache.get_or_execute(plan.key, call.version_keys, lambda: self._run(plan), ttl=ttl)
 
-    def _run(self, plan: CallPlan, tx: Transaction | None = None) -> QueryResult:
+    def _run(self, plan: CallPlan, tx: Transaction | None = None, *, admitted: bool = False) -> QueryResult:
+        if tx is None and not admitted and self.limiter is not None:
+            return self._run_limited(plan)
         pending: Pending | None = None
         started = time.perf_counter()
         try:
@@ -152,6 +156,26 @@ class Optimizer(FrontEnd):
             raise
         self._invalidate(self.finished(plan, started, result, pending))
         return result
+
+    def _run_limited(self, plan: CallPlan) -> QueryResult:
+        """:meth:`_run` inside a slot of the call's fingerprint, taken before a connection is (a transaction,
+        which holds its connection already, is not limited)."""
+        limiter = self.limiter
+        assert limiter is not None
+        try:
+            gate = limiter.acquire(plan.call.analysis.fingerprint)
+        except QueryRejected as exc:
+            self.rejected(plan, exc)
+            raise
+        started = time.perf_counter()
+        dropped = False
+        try:
+            return self._run(plan, admitted=True)
+        except QueryError as exc:
+            dropped = overloaded(exc)
+            raise
+        finally:
+            limiter.release(gate, time.perf_counter() - started, dropped=dropped)
 
     def _invalidate(self, tables: Tables) -> None:
         if tables != ():
@@ -178,7 +202,7 @@ class Optimizer(FrontEnd):
         self.cache.bump(self.preparer.scope, None if table is None else [table])
 
     def stats(self) -> dict[str, int]:
-        """Plain counters of the cache, the executor and the recorder."""
+        """Plain counters of the cache, the executor, the concurrency limits and the recorder."""
         return self._stats_with(self.executor.stats())
 
     def close(self) -> None:

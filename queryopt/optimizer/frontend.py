@@ -16,9 +16,10 @@ from typing import Any
 
 from queryopt.cache import ResultCache
 from queryopt.config import HintMode, Settings
-from queryopt.errors import ConfigurationError, QueryError
+from queryopt.errors import ConfigurationError, QueryError, QueryRejected
 from queryopt.optimizer.core import CallPlan
 from queryopt.optimizer.execution import pool_connection_kwargs
+from queryopt.optimizer.limits import ConcurrencyLimiter, open_limiter
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.observation import CallObserver, open_recorder
 from queryopt.optimizer.preparation import CallPreparer
@@ -54,6 +55,8 @@ class FrontEnd:
     pin_watcher: PinWatcher | None = None
     """Reads the stored pins in the background (``None``: pins are not applied, ``PlanGuardPolicy.watch_pins``)."""
     _owns_recorder: bool
+    limiter: ConcurrencyLimiter | None = None
+    """Per-fingerprint concurrency limits (``None``: off)."""
 
     def _settle(self, dsn: str | None, settings: Settings | None, cache: ResultCache | None, *, has_pool: bool) -> str:
         """Adopt ``settings`` (else ``QUERYOPT_*``) and ``cache`` (else a new one); the DSN to use ('' with a pool)."""
@@ -72,6 +75,10 @@ class FrontEnd:
             "name": name,
             "open": False,
         }
+
+    def _limit_to(self, pool_size: int | None) -> None:
+        """Per-fingerprint limits from the settings, for a pool of ``pool_size`` connections (``None``: unknown)."""
+        self.limiter = open_limiter(self.settings.limits, pool_size)
 
     def _configure_connection(self, conn: Any) -> Any:
         raise NotImplementedError
@@ -127,11 +134,18 @@ class FrontEnd:
         """Live per-fingerprint statistics: count, mean, min, max, p95 (seconds) over recent calls."""
         return self.query_stats.summary()
 
+    def limit_summary(self) -> dict[str, dict[str, float]]:
+        """Per fingerprint: its concurrency ``limit`` and ``in_flight`` calls now, and since the start ``waits``
+        (calls that waited for a slot, then ran), ``rejections`` and ``wait_seconds``. Empty when limits are off."""
+        return {} if self.limiter is None else self.limiter.summary()
+
     def _stats_with(self, own: Mapping[str, int]) -> dict[str, int]:
-        """The cache's counters, ``own``, the recorder's (prefixed ``recorder_``) and the prepared calls."""
+        """The cache's counters, ``own``, the limiter's (``limit_…``, when on), the recorder's (``recorder_…``)
+        and the prepared calls."""
         recorder = self.recorder
         recorded = {f"recorder_{k}": v for k, v in recorder.stats().items()} if recorder else {}
-        return {**self.cache.stats(), **own, **recorded, "prepared": len(self.preparer)}
+        limited = self.limiter.stats() if self.limiter is not None else {}
+        return {**self.cache.stats(), **own, **limited, **recorded, "prepared": len(self.preparer)}
 
     # -- after a run: the same steps for every driver ------------------------------------------------
 
@@ -148,6 +162,12 @@ class FrontEnd:
         if error is not None:
             self._observe_plan(plan, started, None, error)
         return _invalidation(plan, pending, happened=error is None or error.sqlstate is None)
+
+    def rejected(self, plan: CallPlan, error: QueryRejected) -> None:
+        """Record a call its fingerprint's concurrency limit turned away (it never ran)."""
+        self.observer.rejected(
+            plan.call, error, identity=self.preparer.identity, params=plan.params, cache_outcome=plan.cache_outcome
+        )
 
     def _observe_plan(self, plan: CallPlan, started: float, rowcount: int | None, error: QueryError | None) -> None:
         self.observer.observe(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from queryopt.config import Settings
-from queryopt.errors import QueryTimeout
+from queryopt.errors import QueryRejected, QueryTimeout
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import PreparedCall, SessionIdentity
 from queryopt.recorder import SlowQuery, SlowQueryRecorder
@@ -59,6 +59,43 @@ class CallObserver:
                 row_count=rowcount,
                 timed_out=isinstance(error, QueryTimeout) or sqlstate == "57014",
                 sqlstate=sqlstate if isinstance(sqlstate, str) else None,
+                hints=call.hint_text,
+                cache_outcome=cache_outcome,
+                database_name=identity.database if identity else "",
+                role_name=identity.role if identity else "",
+                application_name=self.application_name,
+                source=self.source,
+                params=params,
+            )
+        )
+
+    def rejected(
+        self,
+        call: PreparedCall,
+        error: QueryRejected,
+        *,
+        identity: SessionIdentity | None,
+        params: Any,
+        cache_outcome: str,
+        sql_text: str | None = None,
+    ) -> None:
+        """A call turned away by its fingerprint's concurrency limit: recorded, whatever the slow threshold,
+        with ``sqlstate`` set to the rejection marker and the wait as its duration (it never ran)."""
+        error.sql = call.analysis.sql
+        recorder = self.recorder
+        if recorder is None:
+            return
+        recorder.submit(
+            SlowQuery(
+                started_at=datetime.now(UTC) - timedelta(seconds=error.waited),
+                fingerprint=call.analysis.fingerprint,
+                kind=call.analysis.kind.value,
+                normalized_sql=call.analysis.normalized_sql,
+                sql_text=sql_text if sql_text is not None else call.statement.text,
+                duration_ms=error.waited * 1000.0,
+                row_count=None,
+                timed_out=False,
+                sqlstate=error.sqlstate,
                 hints=call.hint_text,
                 cache_outcome=cache_outcome,
                 database_name=identity.database if identity else "",

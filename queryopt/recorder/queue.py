@@ -27,7 +27,7 @@ from psycopg.conninfo import conninfo_to_dict
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential, wait_random
 
 from queryopt.config import RecorderPolicy
-from queryopt.errors import RecorderError
+from queryopt.errors import REJECTED_SQLSTATE, RecorderError
 from queryopt.recorder.plan_capture import CapturedPlan, PlanCapture
 from queryopt.recorder.plan_history import PlanHistoryTable, plan_uses
 from queryopt.recorder.record import SlowQuery
@@ -146,33 +146,38 @@ class SlowQueryRecorder:
     def submit(self, record: SlowQuery) -> bool:
         """Queue a record for writing. Never blocks, never raises.
 
-        Returns ``False`` when the record is not queued: faster than its threshold, sampled out
-        (``max_per_fingerprint`` reached in this window), queue full, or recorder closed.
+        A call rejected by a concurrency limit (``sqlstate`` :data:`~queryopt.errors.REJECTED_SQLSTATE`) is
+        recorded whatever its duration, sampled apart from the calls that ran. Returns ``False`` when the
+        record is not queued: faster than its threshold, sampled out (``max_per_fingerprint`` reached in this
+        window), queue full, or recorder closed.
         """
         if self._thread is None:  # disabled
             return False
         try:
-            fingerprint = record.fingerprint
+            sample_key = record.fingerprint
             window_index = int(self._clock() // self._sample_window)
             with self._lock:
                 counts = self._counts
                 if self._closed:
                     counts["dropped"] += 1
                     return False
-                if record.duration_ms < self._thresholds_ms.get(fingerprint, self._threshold_ms):
+                if record.sqlstate == REJECTED_SQLSTATE:
+                    # Sampled apart: a storm of rejections must not use up the budget of the calls that ran.
+                    sample_key = f"{sample_key}/rejected"
+                elif record.duration_ms < self._thresholds_ms.get(sample_key, self._threshold_ms):
                     counts["below_threshold"] += 1
                     return False
                 if window_index != self._window_index or len(self._window_counts) > self._capacity:
                     self._window_index = window_index
                     self._window_counts = {}
-                seen = self._window_counts.get(fingerprint, 0)
+                seen = self._window_counts.get(sample_key, 0)
                 if seen >= self._max_per_fingerprint:
                     counts["sampled_out"] += 1
                     return False
                 if self._pending >= self._capacity:
                     counts["dropped"] += 1
                     return False
-                self._window_counts[fingerprint] = seen + 1
+                self._window_counts[sample_key] = seen + 1
                 self._queue.append(record)
                 self._pending += 1
                 self._accepted += 1

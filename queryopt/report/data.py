@@ -325,4 +325,5 @@ def _query(row: Row, sample: tuple[str, str, str], aggregates: _WindowAggregates
         hints=_counts(aggregates.hints.get(fingerprint, [])),
         cache_outcomes=_counts(aggregates.cache_outcomes.get(fingerprint, [])),
         regression=_regression(row),
+        rejections=row[15],
     )

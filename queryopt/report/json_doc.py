@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -90,6 +91,7 @@ def _query(rank: int, q: FingerprintReport) -> dict[str, Any]:
         "share": q.share,
         "timeouts": q.timeouts,
         "errors": q.errors,
+        "rejections": q.rejections,
         "first_seen": _time(q.first_seen),
         "last_seen": _time(q.last_seen),
         "hints": _counts(q.hints),
@@ -121,10 +123,14 @@ def _plan_change(c: PlanChangeNote) -> dict[str, Any]:
     }
 
 
-def document(report: Report) -> dict[str, Any]:
-    """The JSON document as Python values (what :func:`render_json` serialises)."""
+def document(report: Report, advice: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON document as Python values (what :func:`render_json` serialises).
+
+    ``advice`` is index advice as plain JSON data (``queryopt advise --format json``); when given it becomes
+    the ``advice`` key.
+    """
     window = report.window
-    return {
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "generator": f"queryopt {__version__}",
         "generated_at": _time(report.generated_at),
@@ -147,8 +153,11 @@ def document(report: Report) -> dict[str, Any]:
             {"fingerprint": t.fingerprint, "plan_hash": t.plan_hash, "lines": list(t.lines)} for t in report.plan_trees
         ],
     }
+    if advice is not None:
+        doc["advice"] = dict(advice)
+    return doc
 
 
-def render_json(report: Report) -> str:
-    """The report as an indented JSON text ending with a newline."""
-    return json.dumps(document(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+def render_json(report: Report, advice: Mapping[str, Any] | None = None) -> str:
+    """The report as an indented JSON text ending with a newline (with an ``advice`` key when given)."""
+    return json.dumps(document(report, advice), indent=2, ensure_ascii=False, allow_nan=False) + "\n"

@@ -140,6 +140,7 @@ def render_markdown(report: Report) -> str:
             "share",
             "timeouts",
             "errors",
+            "rejected",
             "trend",
         ],
         [
@@ -156,6 +157,7 @@ def render_markdown(report: Report) -> str:
                 fmt.share(q.share),
                 fmt.count(q.timeouts),
                 fmt.count(q.errors),
+                fmt.count(q.rejections),
                 fmt.trend(q.regression),
             ]
             for rank, q in enumerate(report.queries, start=1)

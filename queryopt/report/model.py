@@ -179,6 +179,8 @@ class FingerprintReport:
     cache_outcomes: tuple[Count, ...]
     """Result-cache outcomes of the calls, most frequent first."""
     regression: Regression
+    rejections: int = 0
+    """Calls a concurrency limit turned away before they ran (not in ``calls`` nor in any duration)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
+from typing import Any
 
 from queryopt.errors import ReportError
 from queryopt.report.csv_table import render_csv
@@ -35,11 +36,20 @@ _RENDERERS: dict[ReportFormat, Callable[[Report], str]] = {
 }
 
 
-def render(report: Report, format: ReportFormat | str = ReportFormat.TABLE) -> str:
-    """``report`` as text in ``format`` (``table`` gives plain text, 100 columns wide)."""
+def render(
+    report: Report, format: ReportFormat | str = ReportFormat.TABLE, *, advice: Mapping[str, Any] | None = None
+) -> str:
+    """``report`` as text in ``format`` (``table`` gives plain text, 100 columns wide).
+
+    ``advice`` (index advice as plain JSON data) adds an advice section to the JSON and HTML formats.
+    """
     try:
         chosen = ReportFormat(format)
     except ValueError:
         allowed = ", ".join(f.value for f in ReportFormat)
         raise ReportError(f"unknown report format {format!r}: use one of {allowed}") from None
+    if advice is not None and chosen is ReportFormat.JSON:
+        return render_json(report, advice)
+    if advice is not None and chosen is ReportFormat.HTML:
+        return render_html(report, advice)
     return _RENDERERS[chosen](report)

@@ -142,6 +142,7 @@ def _statement(rank: int, q: FingerprintReport) -> RenderableType:
     numbers = Text(
         f"min {fmt.duration(q.min_ms)} · p50 {fmt.duration(q.p50_ms)} · p99 {fmt.duration(q.p99_ms)}"
         f" · max {fmt.duration(q.max_ms)} · {fmt.count(q.timeouts)} timeouts · {fmt.count(q.errors)} errors"
+        + (f" · {fmt.count(q.rejections)} rejected by its concurrency limit" if q.rejections else "")
     )
     sql = Text(" ".join(q.normalized_sql.split()), style="dim", overflow="ellipsis")
     detail = Text(

@@ -8,6 +8,8 @@ import queryopt
 from queryopt import AnalysisError, QueryoptError, QueryTimeout
 
 PUBLIC_API = [
+    "Advice",
+    "AdvisorError",
     "Alert",
     "AlertSeverity",
     "Analysis",
@@ -24,6 +26,8 @@ PUBLIC_API = [
     "HintSet",
     "JoinHint",
     "Leading",
+    "LimitMode",
+    "LimitPolicy",
     "MigrationError",
     "Optimizer",
     "Parallel",
@@ -32,6 +36,7 @@ PUBLIC_API = [
     "PlanComparison",
     "PlanGuardPolicy",
     "QueryError",
+    "QueryRejected",
     "QueryResult",
     "QueryStats",
     "QueryTimeout",
@@ -56,6 +61,7 @@ PUBLIC_API = [
     "TimeoutPolicy",
     "Transaction",
     "__version__",
+    "advise",
     "analysis_cache_info",
     "analyze",
     "configure",

@@ -40,9 +40,9 @@ import threading
 import time
 from collections.abc import Hashable, Sequence
 from hashlib import blake2b
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from queryopt.cache.api import Begun, CacheEntry, VersionKey
+from queryopt.cache.api import Begun, CacheEntry, SharedBackend, VersionKey
 from queryopt.cache.backends.codec import FORMAT_VERSION, Unencodable, decode, encode
 from queryopt.errors import CacheError, ConfigurationError
 from queryopt.result import QueryResult
@@ -606,3 +606,9 @@ class RedisBackend:
         if client is not None and loop is asyncio.get_running_loop():
             self._async_client = self._async_loop = None
             await client.aclose()
+
+
+if TYPE_CHECKING:
+
+    def _implements_shared_backend(backend: RedisBackend) -> SharedBackend:
+        return backend  # mypy --strict checks here that RedisBackend implements the whole protocol

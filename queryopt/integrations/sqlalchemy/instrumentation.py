@@ -29,10 +29,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.interfaces import ExceptionContext, ExecuteStyle
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.util.concurrency import await_
 
 from queryopt.cache import ResultCache
 from queryopt.config import Settings
-from queryopt.errors import AnalysisError
+from queryopt.errors import AnalysisError, QueryRejected
 from queryopt.hints import HintRules, planner_settings_applied
 from queryopt.integrations.sqlalchemy.caching import cache_key, cached_rows, fetch_rows, serve_rows
 from queryopt.integrations.sqlalchemy.errors import SQLAlchemyQueryTimeout
@@ -42,6 +43,7 @@ from queryopt.integrations.sqlalchemy.statements import lending, lent_connection
 from queryopt.integrations.sqlalchemy.transactions import TransactionHooks, link_of_pooled, pool_info
 from queryopt.optimizer.execution import Connection, ensure_statement_timeout, known_statement_timeout, timeout_ms
 from queryopt.optimizer.frontend import FrontEnd
+from queryopt.optimizer.limits import ConcurrencyLimiter, Gate, overloaded
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.observation import CallObserver, open_recorder
 from queryopt.optimizer.preparation import CallPreparer, PreparedCall
@@ -77,6 +79,7 @@ class Instrumentation(FrontEnd):
         self.is_async = bool(engine.dialect.is_async)
         self.settings = settings or Settings.from_env()
         self.cache = cache if cache is not None else ResultCache(self.settings.cache)
+        self._limit_to(pool_size(engine))
         self.preparer = CallPreparer(self.settings, connect=lent_connection, hint_rules=hint_rules)
         self.observer = CallObserver(
             query_stats if query_stats is not None else QueryStats(self.settings.recorder),
@@ -230,7 +233,13 @@ class Instrumentation(FrontEnd):
         call = self._calls_get((statement, None, True))
         conn = cursor.connection
         link = getattr(conn, _SYNC_LINK, None)
-        if call is None or link is None or link.owner is not self or call.statement.planner_settings:
+        if (
+            call is None
+            or link is None
+            or link.owner is not self
+            or call.statement.planner_settings
+            or self.limiter is not None
+        ):
             return self._on_execute(cursor, statement, parameters, context)
         limit = self.default_timeout_ms
         if known_statement_timeout(conn) != limit:  # after a statement with its own limit, or a rollback
@@ -322,7 +331,10 @@ class Instrumentation(FrontEnd):
         many: bool = False,
     ) -> None:
         settings = call.statement.planner_settings
+        limiter = self.limiter
+        gate = None if limiter is None else self._admit(limiter, call, None if many else parameters, cache_outcome)
         started = time.perf_counter()
+        dropped = False
         try:
             if settings:
                 with planner_settings_applied(link.conn, settings):
@@ -330,8 +342,13 @@ class Instrumentation(FrontEnd):
             else:
                 execute(cursor, text, parameters, context)
         except BaseException as exc:
+            dropped = overloaded(exc)
             self._failed(call, exc, time.perf_counter() - started, parameters, context, link, limit, cache_outcome)
             raise
+        finally:
+            if gate is not None:
+                assert limiter is not None
+                limiter.release(gate, time.perf_counter() - started, dropped=dropped)
         duration = time.perf_counter() - started
         self.observer.observe(
             call,
@@ -343,6 +360,20 @@ class Instrumentation(FrontEnd):
         )
         if call.invalidates != ():
             self._wrote(link, call.invalidates)
+
+    def _admit(self, limiter: ConcurrencyLimiter, call: PreparedCall, parameters: Any, cache_outcome: str) -> Gate:
+        """A slot of the statement's fingerprint. The connection is already checked out (SQLAlchemy takes it
+        before the SQL is known): a rejection returns it to the pool as soon as the application's error handling
+        does, instead of holding it for the whole slow statement."""
+        try:
+            if self.is_async:
+                return await_(limiter.acquire_async(call.analysis.fingerprint))
+            return limiter.acquire(call.analysis.fingerprint)
+        except QueryRejected as exc:
+            self.observer.rejected(
+                call, exc, identity=self.preparer.identity, params=parameters, cache_outcome=cache_outcome
+            )
+            raise
 
     def _failed(
         self,
@@ -459,6 +490,18 @@ class Instrumentation(FrontEnd):
 
     def __repr__(self) -> str:
         return f"<queryopt Instrumentation of {self.engine!r}>"
+
+
+def pool_size(engine: Engine) -> int | None:
+    """Connections the engine's pool may hold at once: a ``QueuePool``'s size plus its overflow; ``None`` for a
+    pool without a fixed bound (``NullPool``, unlimited overflow, …)."""
+    pool = engine.pool
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", None)  # QueuePool keeps max_overflow only under this name
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return None
+    total = size() + overflow
+    return total if isinstance(total, int) and total > 0 else None
 
 
 def _execute_no_params(cursor: Any, statement: str, parameters: Any, context: Any) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from queryopt import RecorderPolicy, SlowQueryRecorder
 from queryopt.embedded.postgres import EmbeddedPostgres
+from queryopt.errors import REJECTED_SQLSTATE
 from queryopt.schema.migrator import migrate
 from tests.factories import FP, OTHER_FP, slow_query
 
@@ -131,6 +132,18 @@ def test_sampling_caps_records_per_fingerprint_per_window(migrated: str) -> None
         stats = recorder.stats()
     assert (stats["recorded"], stats["sampled_out"]) == (7, 8)
     assert len(_rows(migrated)) == 7
+
+
+def test_rejections_are_recorded_whatever_their_wait_and_sampled_apart(migrated: str) -> None:
+    clock = FakeClock()
+    policy = RecorderPolicy(threshold=0.1, max_per_fingerprint=2, sample_window=60.0)
+    with SlowQueryRecorder(migrated, policy, clock=clock) as recorder:
+        rejected = [recorder.submit(slow_query(n, duration_ms=0.0, sqlstate=REJECTED_SQLSTATE)) for n in range(5)]
+        assert rejected == [True, True, False, False, False]  # below the threshold, yet kept; sampled
+        assert [recorder.submit(slow_query(n)) for n in range(5, 8)] == [True, True, False]  # a budget of their own
+        assert recorder.submit(slow_query(8, duration_ms=50.0, sqlstate="23505")) is False  # fast errors: not slow
+        assert recorder.flush(10)
+    assert [state for (state,) in _rows(migrated, "sqlstate")].count(REJECTED_SQLSTATE) == 2
 
 
 def test_plan_capture_never_executes_the_statement(migrated: str, conn: Conn) -> None:

@@ -53,7 +53,7 @@ def _human_cells(e: seed.Expected) -> list[str]:
 
 V1_QUERY_KEYS = {
     "rank", "fingerprint", "kind", "normalized_sql", "sample_sql", "calls", "total_ms", "mean_ms", "min_ms", "p50_ms",
-    "p95_ms", "p99_ms", "max_ms", "share", "timeouts", "errors", "first_seen", "last_seen", "hints",
+    "p95_ms", "p99_ms", "max_ms", "share", "timeouts", "errors", "rejections", "first_seen", "last_seen", "hints",
     "cache_outcomes", "regression",
 }  # fmt: skip
 V1_REGRESSION_KEYS = {
@@ -212,7 +212,7 @@ def test_html_tables_hold_every_number_and_the_exact_value_on_hover(seeded: tupl
     result, seeds = seeded
     parser = _Tables()
     parser.feed(render_html(result))
-    by_fp = {row[1][0]: row for row in parser.rows if len(row) == 13 and row[0][0].isdigit()}
+    by_fp = {row[1][0]: row for row in parser.rows if len(row) == 14 and row[0][0].isdigit()}
     for e in _expected_rows(seeds, result):
         row = by_fp[e.fingerprint]
         assert [text for text, _ in row[2:12]] == _human_cells(e)
