@@ -18,9 +18,9 @@ from queryopt.analysis import analyze
 from queryopt.cli import main
 from queryopt.config import PlanGuardPolicy
 from queryopt.embedded import EmbeddedPostgres
-from queryopt.hints import parse_hints
+from queryopt.hints import HintRules, parse_hints
 from queryopt.hints.plan_shape import plan_shape
-from queryopt.plans import AutoPinner, PinMode, PinStore, current_shape, pin_plan, plan_history, unpin
+from queryopt.plans import AutoPinner, PinMode, PinStore, PinWatcher, current_shape, pin_plan, plan_history, unpin
 from queryopt.schema.migrator import migrate
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -224,3 +224,22 @@ def test_a_hash_names_the_shape_of_the_plan_explained(items: str, conn: Conn) ->
     row = conn.execute("EXPLAIN (FORMAT JSON) " + QUERY.replace("%s", "7")).fetchone()
     assert row is not None
     assert current_shape(conn, QUERY).plan_hash == plan_shape(row[0]).plan_hash
+
+
+@pytest.mark.pg_hint_plan
+def test_a_watcher_in_automatic_mode_pins_by_itself_and_hands_the_pin_over(optimizer: Optimizer, conn: Conn) -> None:
+    before, _ = flip_plan(optimizer, conn)
+    handed: list[HintRules] = []
+    policy = PlanGuardPolicy(automatic=True, refresh_interval=0.1)
+    watcher = PinWatcher(optimizer.pool.conninfo, handed.append, policy=policy)
+    try:
+        assert watcher.wait_refreshed(30)
+    finally:
+        watcher.close()
+    pin = PinStore().pin(conn, FINGERPRINT)
+    assert pin is not None
+    assert pin.plan_hash == before
+    assert pin.mode is PinMode.AUTOMATIC
+    rule = handed[-1].rule_for(FINGERPRINT)
+    assert rule is not None
+    assert rule.source == "pin"
