@@ -52,6 +52,8 @@ def numbered_placeholders(sql: str) -> tuple[str, int]:
 
     >>> numbered_placeholders("SELECT * FROM t WHERE a = %(a)s AND b = %s AND c = %(a)s AND d %% 2 = 0")
     ('SELECT * FROM t WHERE a = $1 AND b = $2 AND c = $1 AND d % 2 = 0', 2)
+    >>> numbered_placeholders("SELECT * FROM t WHERE a = $2 AND b = $1")
+    ('SELECT * FROM t WHERE a = $2 AND b = $1', 2)
     """
     tokens = tokenize(sql)
     pieces: list[str] = []
@@ -61,6 +63,10 @@ def numbered_placeholders(sql: str) -> tuple[str, int]:
     index = 0
     while index < len(tokens):
         token = tokens[index]
+        if token.token_type is TokenType.PARAMETER and _adjacent(tokens, index, 2):
+            number = tokens[index + 1].text
+            if tokens[index + 1].token_type is TokenType.NUMBER and number.isdigit():
+                count = max(count, int(number))  # already $n: PostgreSQL's own numbering
         if token.token_type is not TokenType.MOD:
             index += 1
             continue

@@ -196,7 +196,11 @@ def test_an_automatic_pin_that_is_slower_is_removed(optimizer: Optimizer, conn: 
     assert not optimizer.prepare(QUERY).statement.text.startswith("/*+")
 
 
-def test_without_pg_hint_plan_a_pin_is_refused_and_logged() -> None:
+def test_without_pg_hint_plan_a_pin_is_refused_and_logged(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("QUERYOPT_DSN", "QUERYOPT_RECORDER_DSN", "QUERYOPT_SCHEMA"):
+        monkeypatch.delenv(name, raising=False)
     with EmbeddedPostgres(preload=()) as server:  # a server of its own: this one never has pg_hint_plan
         dsn = server.conninfo()
         migrate(dsn)
@@ -208,9 +212,11 @@ def test_without_pg_hint_plan_a_pin_is_refused_and_logged() -> None:
                 workload(opt, 3)
             with pytest.raises(PinError, match="pg_hint_plan is not loaded"):
                 pin_plan(dsn, FINGERPRINT)
-            [action] = PinStore().actions(conn, plan_history(conn).start)
-    assert action.action == "refused"
-    assert "planner settings cannot pin a join order" in action.detail
+            assert main(["pin", FINGERPRINT, "--dsn", dsn]) == 2
+            actions = PinStore().actions(conn, plan_history(conn).start)
+    assert "pg_hint_plan is not loaded" in capsys.readouterr().err
+    assert [action.action for action in actions] == ["refused", "refused"]
+    assert "planner settings cannot pin a join order" in actions[0].detail
 
 
 def test_a_pin_of_a_plan_never_captured_names_what_was(items: str, conn: Conn) -> None:
@@ -243,3 +249,16 @@ def test_a_watcher_in_automatic_mode_pins_by_itself_and_hands_the_pin_over(optim
     rule = handed[-1].rule_for(FINGERPRINT)
     assert rule is not None
     assert rule.source == "pin"
+
+
+@pytest.mark.pg_hint_plan
+def test_a_plan_that_cannot_be_reproduced_is_refused_with_the_reason(optimizer: Optimizer, conn: Conn) -> None:
+    workload(optimizer, 3)
+    conn.execute("DROP INDEX items_v_idx")  # the captured plan used it
+    with pytest.raises(PinError, match="items_v_idx") as refused:
+        pin_plan(optimizer.pool.conninfo, FINGERPRINT)
+    assert refused.value.fingerprint == FINGERPRINT
+    assert PinStore().pin(conn, FINGERPRINT) is None
+    [action] = entry_actions(optimizer)
+    assert action.action == "refused"
+    assert "items_v_idx" in action.detail
