@@ -10,7 +10,7 @@ __all__ = ["Wakeable", "register", "unregister", "wake_watchers"]
 
 
 class Wakeable(Protocol):
-    def wake(self) -> None: ...
+    def wait_refreshed(self, timeout: float) -> bool: ...
 
 
 _WATCHERS: weakref.WeakSet[Wakeable] = weakref.WeakSet()
@@ -27,9 +27,10 @@ def unregister(watcher: Wakeable) -> None:
         _WATCHERS.discard(watcher)
 
 
-def wake_watchers() -> None:
-    """Make every watcher of this process reread the pins now."""
+def wake_watchers(timeout: float = 5.0) -> None:
+    """Make every watcher of this process reread the pins now, and wait (up to ``timeout`` seconds each) until
+    it has: when a pin or an unpin returns, this process's front ends already follow it."""
     with _LOCK:
         watchers = list(_WATCHERS)
     for watcher in watchers:
-        watcher.wake()
+        watcher.wait_refreshed(timeout)

@@ -69,6 +69,7 @@ class PinWatcher:
         self._refreshed = threading.Condition()
         self.refreshes = 0
         self._missing_logged = False
+        self._in_round = False
         self._last_auto = -math.inf
         self.auto = (
             AutoPinner(application_conninfo or conninfo, policy=self.policy, schema=schema, store_conninfo=conninfo)
@@ -83,9 +84,16 @@ class PinWatcher:
         self._wake.set()
 
     def wait_refreshed(self, timeout: float) -> bool:
-        """Wake the thread and wait until it has read the pins once more; ``False`` on timeout."""
+        """Wake the thread and wait until it has read the pins once more; ``False`` on timeout.
+
+        Called from the watcher's own thread (an automatic pin), it only wakes it: the read follows the round.
+        """
+        if threading.current_thread() is self._thread or not self._thread.is_alive():
+            self._wake.set()
+            return False
         with self._refreshed:
-            target = self.refreshes + 1
+            # A round already under way may have read the pins before the change: wait for the next one too.
+            target = self.refreshes + (2 if self._in_round else 1)
             self._wake.set()
             return self._refreshed.wait_for(lambda: self.refreshes >= target, timeout)
 
@@ -108,6 +116,8 @@ class PinWatcher:
                 self._conn.close()
 
     def _round(self) -> float:
+        with self._refreshed:
+            self._in_round = True
         interval = self.policy.refresh_interval
         if self.auto is not None and time.monotonic() - self._last_auto >= max(interval, _AUTO_INTERVAL):
             self._last_auto = time.monotonic()
@@ -129,6 +139,7 @@ class PinWatcher:
                 self._conn = None
         with self._refreshed:
             self.refreshes += 1
+            self._in_round = False
             self._refreshed.notify_all()
         return interval
 
