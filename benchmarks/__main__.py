@@ -34,6 +34,7 @@ TOPICS = (
     "report",
     "advisor",
     "limits",
+    "telemetry",
 )
 TITLES = {
     "hot_path": "hot path: raw psycopg vs optimize_query vs a cache hit",
@@ -46,6 +47,7 @@ TITLES = {
     "report": "report over 1,000,000 slow-query rows",
     "limits": "per-fingerprint limiter: cost per call with a free slot",
     "advisor": "index advice for 100 recorded fingerprints over 50 tables",
+    "telemetry": "telemetry: optimize_query with QUERYOPT_TELEMETRY off and on vs raw psycopg",
 }
 
 

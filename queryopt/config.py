@@ -413,6 +413,8 @@ class Settings:
     """Path of a file with hint rules matched by query fingerprint."""
     analysis_cache_size: int = 4096
     """Distinct SQL texts whose analysis is kept."""
+    telemetry: bool = False
+    """Emit OpenTelemetry metrics and spans for every call (needs ``queryopt[otel]``; see docs/telemetry.md)."""
 
     ENV_PREFIX: ClassVar[str] = "QUERYOPT_"
 
@@ -421,6 +423,10 @@ class Settings:
         if not isinstance(self.hint_mode, HintMode):
             raise ConfigurationError(
                 f"Settings.hint_mode must be a HintMode, got {self.hint_mode!r}", setting="hint_mode"
+            )
+        if not isinstance(self.telemetry, bool):
+            raise ConfigurationError(
+                f"Settings.telemetry must be True or False, got {self.telemetry!r}", setting="telemetry"
             )
 
     @classmethod
@@ -467,6 +473,7 @@ class Settings:
             plans=plans,
             hint_mode=reader.choice("HINT_MODE", HintMode, HintMode.AUTO),
             hint_rules=reader.text("HINT_RULES"),
+            telemetry=reader.boolean("TELEMETRY", default.telemetry),
         )
 
 

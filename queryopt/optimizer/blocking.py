@@ -131,8 +131,15 @@ class Optimizer(FrontEnd):
         if ttl is not None or timeout is not None or retries is not None:
             check_options(ttl, timeout, retries)
         key = cache_key(call, params) if use_cache else None
-        if key is not None and (hit := self.cache.get(key, call.version_keys)) is not None:
-            return hit
+        if key is not None:
+            if self._telemetry is None:
+                hit = self.cache.get(key, call.version_keys)
+            else:  # telemetry on: a hit is timed and reported too
+                started = time.perf_counter()
+                if (hit := self.cache.get(key, call.version_keys)) is not None:
+                    self.served(call, started)
+            if hit is not None:
+                return hit
         plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
         if plan.key is None:
             return self._run(plan)

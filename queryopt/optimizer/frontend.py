@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from queryopt.cache import ResultCache
 from queryopt.config import HintMode, Settings
@@ -22,10 +22,14 @@ from queryopt.optimizer.execution import pool_connection_kwargs
 from queryopt.optimizer.limits import ConcurrencyLimiter, open_limiter
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.observation import CallObserver, open_recorder
-from queryopt.optimizer.preparation import CallPreparer
+from queryopt.optimizer.preparation import CallPreparer, PreparedCall
 from queryopt.plans.watcher import PinWatcher
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
+from queryopt.telemetry import telemetry_for
+
+if TYPE_CHECKING:
+    from queryopt.telemetry import Telemetry
 
 __all__ = ["FrontEnd", "Pending", "Tables", "require_database"]
 
@@ -55,6 +59,7 @@ class FrontEnd:
     pin_watcher: PinWatcher | None = None
     """Reads the stored pins in the background (``None``: pins are not applied, ``PlanGuardPolicy.watch_pins``)."""
     _owns_recorder: bool
+    _telemetry: Telemetry | None
     limiter: ConcurrencyLimiter | None = None
     """Per-fingerprint concurrency limits (``None``: off)."""
 
@@ -95,7 +100,11 @@ class FrontEnd:
             recorder,
             application_name=self.settings.application_name,
             source=source,
+            telemetry=telemetry_for(self.settings),
         )
+        self._telemetry = self.observer.telemetry
+        if self._telemetry is not None:
+            self._telemetry.watch_cache(self.cache)
         self._watch_pins(conninfo)
 
     def _watch_pins(self, conninfo: str) -> None:
@@ -162,6 +171,10 @@ class FrontEnd:
         if error is not None:
             self._observe_plan(plan, started, None, error)
         return _invalidation(plan, pending, happened=error is None or error.sqlstate is None)
+
+    def served(self, call: PreparedCall, started: float) -> None:
+        """A call answered from the cache (``started``: ``perf_counter()`` before the lookup): telemetry only."""
+        self.observer.served_from_cache(call, time.perf_counter() - started, self.preparer.identity)
 
     def rejected(self, plan: CallPlan, error: QueryRejected) -> None:
         """Record a call its fingerprint's concurrency limit turned away (it never ran)."""

@@ -1,20 +1,24 @@
-"""After every call: live statistics, and a slow-query record when the call was slow.
+"""After every call: live statistics, telemetry when on, and a slow-query record when the call was slow.
 
 Shared by the optimizer and the SQLAlchemy integration. The cost on a fast
-call is one :meth:`QueryStats.observe` and one threshold comparison; a record is
-built only for slow calls and handed to the recorder, which never blocks.
+call is one :meth:`QueryStats.observe`, one ``is not None`` test for telemetry
+(off by default) and one threshold comparison; a record is built only for slow
+calls and handed to the recorder, which never blocks.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from queryopt.config import Settings
 from queryopt.errors import QueryRejected, QueryTimeout
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import PreparedCall, SessionIdentity
 from queryopt.recorder import SlowQuery, SlowQueryRecorder
+
+if TYPE_CHECKING:
+    from queryopt.telemetry import Telemetry
 
 __all__ = ["CallObserver", "open_recorder"]
 
@@ -23,12 +27,24 @@ class CallObserver:
     """Feeds ``stats`` and, for slow calls, ``recorder`` (``None``: nothing is recorded)."""
 
     def __init__(
-        self, stats: QueryStats, recorder: SlowQueryRecorder | None, *, application_name: str | None, source: str
+        self,
+        stats: QueryStats,
+        recorder: SlowQueryRecorder | None,
+        *,
+        application_name: str | None,
+        source: str,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.stats = stats
         self.recorder = recorder
         self.application_name = application_name
         self.source = source
+        self.telemetry = telemetry
+        """OpenTelemetry reporting (``None``: off, see :func:`queryopt.telemetry.telemetry_for`)."""
+        if telemetry is not None:
+            telemetry.watch_alerts(stats)
+            if recorder is not None:
+                telemetry.watch_recorder(recorder)
 
     def observe(
         self,
@@ -44,6 +60,8 @@ class CallObserver:
     ) -> None:
         fingerprint = call.analysis.fingerprint
         self.stats.observe(fingerprint, duration)
+        if self.telemetry is not None:
+            self._report(call, duration, identity, cache_outcome, error)
         recorder = self.recorder
         if recorder is None or not recorder.is_slow(fingerprint, duration):
             return
@@ -82,6 +100,8 @@ class CallObserver:
         """A call turned away by its fingerprint's concurrency limit: recorded, whatever the slow threshold,
         with ``sqlstate`` set to the rejection marker and the wait as its duration (it never ran)."""
         error.sql = call.analysis.sql
+        if self.telemetry is not None:
+            self._report(call, error.waited, identity, cache_outcome, error)
         recorder = self.recorder
         if recorder is None:
             return
@@ -104,6 +124,31 @@ class CallObserver:
                 source=self.source,
                 params=params,
             )
+        )
+
+    def served_from_cache(self, call: PreparedCall, duration: float, identity: SessionIdentity | None) -> None:
+        """A cache hit: reported to telemetry (when on) only; live statistics and the recorder see database calls."""
+        if self.telemetry is not None:
+            self._report(call, duration, identity, "hit", None)
+
+    def _report(
+        self,
+        call: PreparedCall,
+        duration: float,
+        identity: SessionIdentity | None,
+        cache_outcome: str,
+        error: BaseException | None,
+    ) -> None:
+        assert self.telemetry is not None
+        self.telemetry.record_call(
+            call.analysis,
+            duration,
+            database=identity.database if identity else "",
+            search_path=identity.search_path if identity else "",
+            cache_outcome=cache_outcome,
+            error=error,
+            hints=call.hint_text,
+            source=self.source,
         )
 
 

@@ -217,10 +217,11 @@ class SlowQueryRecorder:
             logger.warning("queryopt: the slow-query recorder closed with %d records not written", pending)
 
     def stats(self) -> dict[str, int]:
-        """Counters as plain numbers: recorded, pending, dropped, sampled_out, below_threshold,
-        write_failures, rejected, resent_duplicates, plans_captured, plan_failures."""
+        """Counters as plain numbers: queued (ever accepted), recorded, pending, dropped, sampled_out,
+        below_threshold, write_failures, rejected, resent_duplicates, plans_captured, plan_failures."""
         with self._lock:
             stats = dict(self._counts)
+            stats["queued"] = self._accepted
             stats["pending"] = self._pending
         stats["plans_captured"] = self._plans.captured if self._plans else 0
         stats["plan_failures"] = self._plans.failed if self._plans else 0

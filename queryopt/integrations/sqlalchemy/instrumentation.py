@@ -49,6 +49,7 @@ from queryopt.optimizer.observation import CallObserver, open_recorder
 from queryopt.optimizer.preparation import CallPreparer, PreparedCall
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
+from queryopt.telemetry import telemetry_for
 
 __all__ = ["Instrumentation"]
 
@@ -86,7 +87,11 @@ class Instrumentation(FrontEnd):
             recorder,
             application_name=self.settings.application_name,
             source="sqlalchemy",
+            telemetry=telemetry_for(self.settings),
         )
+        self._telemetry = self.observer.telemetry
+        if self._telemetry is not None:
+            self._telemetry.watch_cache(self.cache)
         self._owns_recorder = recorder is None and self.settings.recorder.enabled
         self.default_timeout_ms = timeout_ms(self.settings.timeout.statement)
         self._calls_get = self.preparer.calls.get
@@ -208,6 +213,8 @@ class Instrumentation(FrontEnd):
             info = conn.info
             target = make_conninfo(info.dsn, password=info.password) if info.password else info.dsn
             self.observer.recorder = open_recorder(self.settings, target)
+            if self._telemetry is not None:
+                self._telemetry.watch_recorder(self.observer.recorder)
 
     # -- the execution events ----------------------------------------------------------------------------
 
@@ -252,7 +259,9 @@ class Instrumentation(FrontEnd):
             raise
         duration = _clock() - started
         recorder = self.observer.recorder
-        if recorder is not None and recorder.is_slow(call.analysis.fingerprint, duration):
+        if self._telemetry is not None or (
+            recorder is not None and recorder.is_slow(call.analysis.fingerprint, duration)
+        ):
             self._observe(
                 call,
                 duration,
@@ -448,12 +457,19 @@ class Instrumentation(FrontEnd):
             self._execute(execute, cursor, call, call.statement.text, parameters, context, link, limit, "bypass")
             return
 
+        ran = False
+
         def run() -> QueryResult:
+            nonlocal ran
+            ran = True
             self._execute(execute, cursor, call, call.statement.text, parameters, context, link, limit, "miss")
             return fetch_rows(cursor)
 
+        started = time.perf_counter()
         # Never wait for another coroutine's run on an event loop: it could not finish meanwhile.
         rows = cached_rows(self.cache, key, call, run, ttl=options.ttl, single_flight=not self.is_async)
+        if not ran and self._telemetry is not None:
+            self.served(call, started)
         serve_rows(context, rows)
 
     # -- errors ------------------------------------------------------------------------------------------
