@@ -23,6 +23,7 @@ __all__ = [
     "HintMode",
     "LimitMode",
     "LimitPolicy",
+    "PlanGuardPolicy",
     "RecorderPolicy",
     "RetryPolicy",
     "Settings",
@@ -356,6 +357,37 @@ def _check_caps(caps: object) -> Mapping[str, int]:
     return MappingProxyType(checked)
 
 
+@dataclass(frozen=True, slots=True)
+class PlanGuardPolicy:
+    """Pinned plans: how often a process looks for pins, and the automatic mode (off by default)."""
+
+    watch_pins: bool = True
+    """Apply the pins stored in queryopt's schema (``queryopt pin``) to their fingerprints."""
+    refresh_interval: float = 5.0
+    """Seconds between two reads of the stored pins (in a background thread, never per call)."""
+    automatic: bool = False
+    """Pin the last good plan after a regression that came with a plan change; unpin it when not faster."""
+    regression_ratio: float = 2.0
+    """A new plan this many times slower (mean or p95) than the one before is a regression (the report's rule)."""
+    min_gain_ms: float = 1.0
+    """Estimated gain per call (the regressed plan's mean minus the good plan's) below which nothing is pinned."""
+    verify_calls: int = 20
+    """Recorded calls under an automatic pin before it is judged faster (kept) or not (removed)."""
+    window: float = 3600.0
+    """Seconds of recorded history the automatic mode looks at."""
+
+    def __post_init__(self) -> None:
+        _check_seconds(self, "refresh_interval")
+        value = self.regression_ratio
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 1:
+            raise ConfigurationError(
+                f"PlanGuardPolicy.regression_ratio must be a number > 1, got {value!r}", setting="regression_ratio"
+            )
+        _check_seconds(self, "min_gain_ms", allow_zero=True)
+        _check_count(self, "verify_calls")
+        _check_seconds(self, "window")
+
+
 class HintMode(StrEnum):
     """How index hints take effect."""
 
@@ -382,6 +414,7 @@ class Settings:
     cache: CachePolicy = field(default_factory=CachePolicy)
     recorder: RecorderPolicy = field(default_factory=RecorderPolicy)
     limits: LimitPolicy = field(default_factory=LimitPolicy)
+    plans: PlanGuardPolicy = field(default_factory=PlanGuardPolicy)
     hint_mode: HintMode = HintMode.AUTO
     """How index hints take effect."""
     hint_rules: str | None = None
@@ -434,6 +467,11 @@ class Settings:
             max_wait=reader.duration("FINGERPRINT_MAX_WAIT", default.limits.max_wait, allow_off=True) or 0.0,
             reserve=reader.integer("FINGERPRINT_RESERVE", default.limits.reserve, minimum=0),
         )
+        plans = PlanGuardPolicy(
+            watch_pins=reader.boolean("WATCH_PINS", default.plans.watch_pins),
+            refresh_interval=reader.duration("PIN_REFRESH", default.plans.refresh_interval),
+            automatic=reader.boolean("AUTO_PIN", default.plans.automatic),
+        )
         return cls(
             dsn=reader.text("DSN"),
             application_name=reader.text("APPLICATION_NAME") or default.application_name,
@@ -442,6 +480,7 @@ class Settings:
             cache=cache,
             recorder=recorder,
             limits=limits,
+            plans=plans,
             hint_mode=reader.choice("HINT_MODE", HintMode, HintMode.AUTO),
             hint_rules=reader.text("HINT_RULES"),
             telemetry=reader.boolean("TELEMETRY", default.telemetry),

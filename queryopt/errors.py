@@ -16,6 +16,7 @@ catches everything queryopt itself decides to raise::
      ├── MigrationError          queryopt's own schema cannot be created or checked
      ├── ReportError             a report cannot be produced (no table, bad window, …)
      ├── AdvisorError            index advice cannot be produced (no HypoPG, no slow-query table, …)
+     ├── PinError                a plan cannot be pinned or unpinned (no pg_hint_plan, shape not reproduced, …)
      └── ServerError             an embedded PostgreSQL cannot be found, started or stopped
 
 Errors carry their context as attributes (``sql``, ``fingerprint``, ``sqlstate``,
@@ -36,6 +37,7 @@ __all__ = [
     "DatabaseConnectionError",
     "HintError",
     "MigrationError",
+    "PinError",
     "QueryError",
     "QueryRejected",
     "QueryTimeout",
@@ -224,6 +226,16 @@ class AdvisorError(QueryoptError):
     """Index advice cannot be produced or applied; the message says why and what to do, in one line."""
 
     __module__ = "queryopt"
+
+
+class PinError(QueryoptError):
+    """A plan cannot be pinned or unpinned; the message says why and what to do next."""
+
+    __module__ = "queryopt"
+
+    def __init__(self, message: str, *, fingerprint: str | None = None) -> None:
+        super().__init__(message)
+        self.fingerprint = fingerprint
 
 
 class ServerError(QueryoptError):

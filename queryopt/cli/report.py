@@ -8,6 +8,7 @@ still written), 2 on any error (one line on stderr).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -17,8 +18,9 @@ from rich.console import Console
 
 from queryopt.advisor import advise, hypopg_installed
 from queryopt.config import Settings
-from queryopt.errors import AdvisorError, ReportError
-from queryopt.report import ReportFormat, Severity, SortKey, render, report
+from queryopt.errors import AdvisorError, PinError, ReportError
+from queryopt.plans import plan_history
+from queryopt.report import PlanChangeNote, PlanTree, Report, ReportFormat, Severity, SortKey, render, report
 from queryopt.report.terminal import print_report
 
 EXIT_OK = 0
@@ -96,6 +98,33 @@ def _advice(args: argparse.Namespace, dsn: str, schema: str) -> dict[str, Any] |
         return None
 
 
+def with_plans(result: Report, dsn: str) -> Report:
+    """``result`` with the plan changes of its window and the latest plan of its top queries (plain data from
+    the plan guard; unchanged when queryopt's plan tables are not there yet)."""
+    window = result.window
+    try:
+        history = plan_history(
+            dsn, since=window.end - window.start, end=window.end, fingerprint=result.fingerprint, schema=result.schema
+        )
+    except (ReportError, PinError):
+        return result
+    changes = sorted(
+        (
+            PlanChangeNote(c.fingerprint, c.at, c.from_plan, c.to_plan, c.before.mean_ms, c.after.mean_ms, c.severity)
+            for entry in history.fingerprints
+            for c in entry.changes
+        ),
+        key=lambda note: note.at,
+    )
+    top = {q.fingerprint for q in result.queries}
+    trees = []
+    for entry in history.fingerprints:
+        if entry.fingerprint in top and entry.plans:
+            latest = max(entry.plans, key=lambda plan: plan.last_seen)
+            trees.append(PlanTree(entry.fingerprint, latest.plan_hash, latest.tree))
+    return dataclasses.replace(result, plan_changes=tuple(changes), plan_trees=tuple(trees))
+
+
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     dsn = args.dsn or settings.dsn
@@ -111,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         fingerprint=args.fingerprint,
         schema=args.schema or settings.recorder.schema,
     )
+    result = with_plans(result, dsn)
     advice = _advice(args, dsn, args.schema or settings.recorder.schema)
     if args.output:
         text = render(result, args.format, advice=advice)

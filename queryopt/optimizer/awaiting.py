@@ -224,6 +224,7 @@ class AsyncOptimizer(FrontEnd):
 
     async def close(self) -> None:
         """Flush the recorder, close the pool if this optimizer opened it and the catalog connection."""
+        await asyncio.to_thread(self._stop_watching)
         if self._owns_recorder and self.observer.recorder is not None:
             await asyncio.to_thread(self.observer.recorder.close)
         if self._owns_pool:

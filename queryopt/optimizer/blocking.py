@@ -242,7 +242,8 @@ class Optimizer(FrontEnd):
         return self._stats_with(self.executor.stats())
 
     def close(self) -> None:
-        """Flush the recorder, stop the watchdog, close the pool if this optimizer opened it."""
+        """Flush the recorder, stop the watchdog and the pin watcher, close the pool if this optimizer opened it."""
+        self._stop_watching()
         if self._owns_recorder and self.recorder is not None:
             self.recorder.close()
         self.executor.watchdog.close()

@@ -23,6 +23,7 @@ from queryopt.optimizer.limits import ConcurrencyLimiter, open_limiter
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.observation import CallObserver, open_recorder
 from queryopt.optimizer.preparation import CallPreparer, PreparedCall
+from queryopt.plans.watcher import PinWatcher
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
 from queryopt.telemetry import telemetry_for
@@ -55,6 +56,8 @@ class FrontEnd:
     preparer: CallPreparer
     observer: CallObserver
     cache: ResultCache
+    pin_watcher: PinWatcher | None = None
+    """Reads the stored pins in the background (``None``: pins are not applied, ``PlanGuardPolicy.watch_pins``)."""
     _owns_recorder: bool
     _telemetry: Telemetry | None
     limiter: ConcurrencyLimiter | None = None
@@ -102,6 +105,24 @@ class FrontEnd:
         self._telemetry = self.observer.telemetry
         if self._telemetry is not None:
             self._telemetry.watch_cache(self.cache)
+        self._watch_pins(conninfo)
+
+    def _watch_pins(self, conninfo: str) -> None:
+        """Apply the pins stored where queryopt's tables are (the recorder's database) to this front end."""
+        policy = self.settings.plans
+        if policy.watch_pins and conninfo:
+            self.pin_watcher = PinWatcher(
+                self.settings.recorder.dsn or conninfo,
+                self.preparer.use_pins,
+                policy=policy,
+                schema=self.settings.recorder.schema,
+                application_conninfo=conninfo,
+            )
+
+    def _stop_watching(self) -> None:
+        watcher, self.pin_watcher = self.pin_watcher, None
+        if watcher is not None:
+            watcher.close()
 
     @property
     def hint_mode(self) -> HintMode:

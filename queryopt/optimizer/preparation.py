@@ -245,6 +245,9 @@ class CallPreparer:
         self.views: dict[str, tuple[str, ...]] = {}
         """View name → every relation it reads, through other views too: a cached read of a view
         depends on them (read once per database when the first connection is seen)."""
+        self.pins = HintRules()
+        """Pinned plans by fingerprint (``queryopt pin``): with pg_hint_plan they replace the rules' hints and
+        a call's own for their fingerprint (a pin is a whole plan)."""
         self.hint_plan_active = False
         self._connect = connect
         self.calls: dict[Hashable, PreparedCall] = {}
@@ -288,6 +291,12 @@ class CallPreparer:
             self.policy_settings = tuple(policy_settings)
             self.calls.clear()  # prepared calls carry the old scope in their cache keys
 
+    def use_pins(self, pins: HintRules) -> None:
+        """Apply ``pins`` from now on (the pin watcher's thread calls this); calls are prepared again."""
+        with self._lock:
+            self.pins = pins
+            self.calls.clear()
+
     @property
     def hint_mode(self) -> HintMode:
         """How hints take effect here: ``auto`` resolved by whether pg_hint_plan is active."""
@@ -321,11 +330,16 @@ class CallPreparer:
         return len(self.calls)
 
     def _hints_for(self, analysis: Analysis, index_hints: IndexHints) -> HintSet | None:
-        if index_hints is None and self.hint_rules.rule_for(analysis.fingerprint) is None:
+        pinned = self.pins.rule_for(analysis.fingerprint) is not None and self.hint_mode is HintMode.PG_HINT_PLAN
+        if index_hints is None and not pinned and self.hint_rules.rule_for(analysis.fingerprint) is None:
             return None
         # Once per distinct text: borrow a connection for the catalog (reloaded when a name is unknown).
         with self._connect() as conn:
             catalog = Catalog.for_connection(conn)
+            if pinned:
+                pin = self.pins.for_analysis(analysis, catalog=catalog, conn=conn)
+                if pin is not None:  # a pin that no longer fits is logged by HintRules and skipped
+                    return pin
             hints = None if index_hints is None else resolve_hints(analysis, index_hints, catalog, conn=conn)
             ruled = self.hint_rules.for_analysis(analysis, catalog=catalog, conn=conn)
         if ruled is not None:
@@ -344,7 +358,7 @@ class CallPreparer:
 
     def needs_catalog(self, index_hints: IndexHints) -> bool:
         """Whether preparing with ``index_hints`` reads the catalog (blocking I/O)."""
-        return index_hints is not None or bool(len(self.hint_rules))
+        return index_hints is not None or bool(len(self.hint_rules)) or bool(len(self.pins))
 
     def _build(
         self, sql: str, index_hints: IndexHints, has_params: bool, analysis: Analysis | None = None

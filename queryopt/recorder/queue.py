@@ -39,7 +39,8 @@ from tenacity import (
 
 from queryopt.config import RecorderPolicy
 from queryopt.errors import REJECTED_SQLSTATE, RecorderError, migrate_command
-from queryopt.recorder.plan_capture import PlanCapture
+from queryopt.recorder.plan_capture import CapturedPlan, PlanCapture
+from queryopt.recorder.plan_history import PlanHistoryTable, plan_uses
 from queryopt.recorder.record import SlowQuery
 from queryopt.recorder.table import BatchResult, SlowQueryTable, new_record_ids, to_row
 
@@ -59,8 +60,9 @@ BACKGROUND_CONNECTION_OPTIONS: dict[str, Any] = {
 }
 _WRITE_STATEMENT_TIMEOUT_MS = 30_000
 _FIRST_BACKOFF = 0.05  # seconds before the first retry; doubles up to RecorderPolicy.retry_max_backoff
-# undefined_table, invalid_schema_name: queryopt's schema was never created here; retrying cannot help.
-_NO_TABLE = (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName)
+# undefined_table, invalid_schema_name: queryopt's schema was never created here; undefined_column: it is
+# older than this version (a migration not applied). Retrying cannot help either.
+_NO_TABLE = (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName, psycopg.errors.UndefinedColumn)
 
 
 def _connection_options(conninfo: str, name: str) -> dict[str, Any]:
@@ -98,6 +100,7 @@ class SlowQueryRecorder:
         self._connect_options = options
         self._clock = clock
         self._table = SlowQueryTable(policy.schema)
+        self._history = PlanHistoryTable(policy.schema)
         self._plans = (
             PlanCapture(
                 explain_conninfo,
@@ -133,6 +136,7 @@ class SlowQueryRecorder:
                 "write_failures",
                 "rejected",
                 "resent_duplicates",
+                "plan_history_failures",
             ),
             0,
         )
@@ -274,9 +278,15 @@ class SlowQueryRecorder:
 
     def _write_batch(self, batch: list[SlowQuery]) -> bool:
         """Write one batch, retrying while the database is unreachable; ``False`` if given up at close."""
+        known = dict(self._plans.current) if self._plans is not None else {}
         plans = self._plans.plans(batch) if self._plans is not None else {}
+        hashes = self._plan_hashes(batch, plans, known)
         ids = new_record_ids(len(batch))
-        rows = [to_row(record, ids[index], plans.get(index), self.policy) for index, record in enumerate(batch)]
+        rows = []
+        for index, record in enumerate(batch):
+            captured = plans.get(index)
+            plan = captured.plan if captured is not None else None
+            rows.append(to_row(record, ids[index], plan, self.policy, hashes[index]))
         retrying = Retrying(
             retry=retry_if_exception_type(psycopg.Error) & retry_if_not_exception_type(_NO_TABLE),
             wait=wait_exponential(multiplier=_FIRST_BACKOFF, max=self.policy.retry_max_backoff)
@@ -303,6 +313,7 @@ class SlowQueryRecorder:
         except Exception:  # a bug, not an outage: retrying would block the queue forever
             logger.exception("queryopt: cannot write a batch of %d slow-query records; dropped", len(batch))
             result = BatchResult(0, 0, len(batch))
+        self._write_history(batch, hashes, plans)
         if self._failing_since is not None:
             logger.info(
                 "queryopt: slow-query recorder writing again after %.1fs", time.monotonic() - self._failing_since
@@ -334,13 +345,38 @@ class SlowQueryRecorder:
         self._stopping.set()
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         logger.warning(
-            "queryopt: %s.slow_queries does not exist (%s): run `%s` to create it; slow queries are not "
+            "queryopt: %s.slow_queries does not exist or is out of date (%s): run `%s`; slow queries are not "
             "recorded until this process restarts (%d dropped)",
             self.policy.schema,
             reason,
             migrate_command(self.policy.schema),
             dropped,
         )
+
+    @staticmethod
+    def _plan_hashes(batch: list[SlowQuery], plans: dict[int, CapturedPlan], known: dict[str, str]) -> list[str | None]:
+        """The plan each record ran with: the latest captured for its fingerprint up to that record.
+
+        ``known`` holds each fingerprint's latest plan before this batch."""
+        latest = dict(known)
+        hashes: list[str | None] = []
+        for index, record in enumerate(batch):
+            captured = plans.get(index)
+            if captured is not None and captured.plan_hash is not None:
+                latest[record.fingerprint] = captured.plan_hash
+            hashes.append(latest.get(record.fingerprint))
+        return hashes
+
+    def _write_history(self, batch: list[SlowQuery], hashes: list[str | None], plans: dict[int, CapturedPlan]) -> None:
+        uses = plan_uses(batch, hashes, plans)
+        if not uses or self._conn is None:
+            return
+        try:
+            self._history.write(self._conn, uses)
+        except psycopg.Error as exc:  # the calls are stored; only their plan bookkeeping is lost
+            with self._lock:
+                self._counts["plan_history_failures"] += 1
+            logger.warning("queryopt: cannot write %s.plan_history: %s", self.policy.schema, exc)
 
     def _backoff(self, seconds: float) -> None:
         self._stopping.wait(seconds)  # close() cuts the wait short

@@ -101,6 +101,7 @@ class Instrumentation(FrontEnd):
         self._counters = {"timeouts": 0, "unanalysable": 0, "prepare_failures": 0, "connections": 0}
         self._lock = threading.Lock()
         self._attached = False
+        self._pins_watched = False
         self._transactions = TransactionHooks(engine.dialect, self._committed)
         dialect = self.dialect
         self._do_execute: Execute = dialect.do_execute
@@ -135,6 +136,7 @@ class Instrumentation(FrontEnd):
         recorder = self.observer.recorder
         if self._owns_recorder and recorder is not None:
             recorder.close()
+        self._stop_watching()
 
     def _committed(self, link: ConnectionLink, failed: bool) -> None:
         """A COMMIT ended the transaction on ``link``: its writes invalidate now."""
@@ -192,7 +194,17 @@ class Instrumentation(FrontEnd):
             link.timeout_changed = True
         if self._owns_recorder and self.observer.recorder is None:
             self._start_recorder(conn)
+        if not self._pins_watched:
+            self._start_pin_watcher(conn)
         return link
+
+    def _start_pin_watcher(self, conn: Connection) -> None:
+        with self._lock:
+            if self._pins_watched:
+                return
+            self._pins_watched = True
+            info = conn.info
+            self._watch_pins(make_conninfo(info.dsn, password=info.password) if info.password else info.dsn)
 
     def _start_recorder(self, conn: Connection) -> None:
         with self._lock:

@@ -9,11 +9,13 @@ import sys
 import textwrap
 import time
 
+import psycopg
 import pytest
 
 from queryopt import RecorderPolicy, SlowQueryRecorder
 from queryopt.errors import ReportError
 from queryopt.report import report
+from queryopt.schema import migrate
 from tests.factories import slow_query
 
 FIRST_SCRIPT = textwrap.dedent(
@@ -72,3 +74,26 @@ def test_the_report_names_the_cli_command_when_the_table_is_missing(dsn: str) ->
     assert "migrate(" not in str(caught.value)
     with pytest.raises(ReportError, match=r"run `queryopt migrate --schema perf`"):
         report(dsn, since=3600, schema="perf")
+
+
+def test_a_schema_older_than_this_version_is_reported_once_naming_queryopt_migrate(
+    dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    migrate(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:  # as if the last migration had not been applied
+        conn.execute("ALTER TABLE queryopt.slow_queries DROP COLUMN plan_hash")
+    with caplog.at_level(logging.INFO, logger="queryopt"):
+        recorder = SlowQueryRecorder(dsn, RecorderPolicy(flush_interval=0.05))
+        try:
+            assert recorder.submit(slow_query(1))
+            deadline = time.monotonic() + 10
+            while recorder.submit(slow_query(2)):
+                assert time.monotonic() < deadline, "the recorder never noticed the out-of-date table"
+                time.sleep(0.02)
+            stats = recorder.stats()
+        finally:
+            recorder.close()
+    assert stats["write_failures"] == 1
+    told = [record.getMessage() for record in caplog.records if "queryopt migrate" in record.getMessage()]
+    assert len(told) == 1, told
+    assert "out of date" in told[0]

@@ -68,8 +68,10 @@ def test_json_is_schema_version_1_with_every_number(seeded: tuple[Report, list[s
     assert doc["schema_version"] == 1
     assert set(doc) == {
         "schema_version", "generator", "generated_at", "table", "window", "options", "summary", "worst_severity",
-        "queries", "regressions", "timeline",
+        "queries", "regressions", "timeline", "plan_changes", "plan_trees",
     }  # fmt: skip
+    assert doc["plan_changes"] == []  # the report reads no plans: the CLI adds them
+    assert doc["plan_trees"] == []
     assert doc["window"] == {
         "start": "2024-05-01T12:00:00+00:00",
         "end": "2024-05-02T12:00:00+00:00",
