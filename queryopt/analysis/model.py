@@ -81,6 +81,16 @@ class SessionChange:
     """True when the change stays on the connection after the transaction ends (``SET LOCAL`` does not)."""
     advice: str
     """How to get the same effect without changing a pooled connection for the calls that follow."""
+    in_transaction_only: bool = False
+    """Meaningful only inside a transaction (``SET LOCAL``, ``SAVEPOINT``): refused on a pooled autocommit call."""
+    controls_transaction: bool = False
+    """Begins or ends a transaction (``BEGIN``, ``COMMIT``, ``ROLLBACK``): the optimizer owns transactions."""
+
+    def refused(self, *, in_transaction: bool) -> bool:
+        """Whether an optimizer refuses the statement on a pooled connection, in or out of a transaction."""
+        if self.outlives_transaction or self.controls_transaction:
+            return True
+        return self.in_transaction_only and not in_transaction
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,21 @@ its transaction (``SET``, ``RESET``, ``SET ROLE``, ``SET SESSION AUTHORIZATION``
 calls — another role's rights, another tenant's row-level-security setting, a
 stale role in cache keys. The optimizers refuse them; ``SET LOCAL`` and
 ``set_config(…, true)`` last only until their transaction ends and are fine in one.
+``LISTEN``/``UNLISTEN`` subscribe the session, so they are refused too.
+
+Transaction control belongs to the optimizer: ``BEGIN``, ``COMMIT``, ``ROLLBACK``
+sent as calls would be silently meaningless on pooled autocommit connections (a
+"rolled back" insert stays committed) and would end ``Optimizer.transaction()``
+under its feet; ``SAVEPOINT``, ``RELEASE``, ``ROLLBACK TO`` and ``SET LOCAL``
+mean something only inside a transaction.
 
 >>> session_change_of_statement(["SET", "ROLE", "alice"]).form
 'SET ROLE'
 >>> session_change_of_statement(["SET", "LOCAL", "work_mem"]).outlives_transaction
+False
+>>> session_change_of_statement(["ROLLBACK"]).refused(in_transaction=True)
+True
+>>> session_change_of_statement(["SAVEPOINT", "a"]).refused(in_transaction=True)
 False
 """
 
@@ -47,8 +58,35 @@ _DISCARD = SessionChange(
     "the pool hands out connections as the connection string made them; temporary tables and prepared "
     f"statements that must not outlive a unit of work belong {_IN_TRANSACTION} (ON COMMIT DROP)",
 )
-_LOCAL = SessionChange("SET LOCAL", False, "")
-_TRANSACTION = SessionChange("SET TRANSACTION", False, "")
+_LOCAL = SessionChange(
+    "SET LOCAL", False, f"it lasts only for its transaction: run it {_IN_TRANSACTION}", in_transaction_only=True
+)
+_TRANSACTION = SessionChange(
+    "SET TRANSACTION", False, f"it applies only to its transaction: run it {_IN_TRANSACTION}", in_transaction_only=True
+)
+_SAVEPOINT = SessionChange(
+    "a savepoint",
+    False,
+    f"savepoints exist only inside a transaction: use them {_IN_TRANSACTION}",
+    in_transaction_only=True,
+)
+_BEGIN = SessionChange(
+    "BEGIN",
+    False,
+    "use `with optimizer.transaction() as tx:` (async: `async with`); each call outside one commits on its own",
+    controls_transaction=True,
+)
+_END = SessionChange(
+    "COMMIT/ROLLBACK",
+    False,
+    "leave the `with optimizer.transaction()` block to commit, raise inside it to roll back; a call outside "
+    "one has already committed",
+    controls_transaction=True,
+)
+_PREPARE = SessionChange(
+    "PREPARE TRANSACTION", False, "two-phase commit needs a connection of your own", controls_transaction=True
+)
+_LISTEN = SessionChange("LISTEN/UNLISTEN", True, "listen on a connection of your own (psycopg's Connection.notifies())")
 SET_CONFIG_SESSION = SessionChange(
     "set_config(…, false)",
     True,
@@ -62,14 +100,31 @@ _TRUE_WORDS = frozenset({"true", "on", "yes", "t", "y", "1"})
 
 def session_change_of_statement(words: Sequence[str]) -> SessionChange | None:
     """The change a statement starting with ``words`` (its first tokens, comments excluded) makes, if any."""
+    words = " ".join(words).split()[:3]  # sqlglot keeps the rest of an opaque command as one token
     verb = words[0].upper() if words else ""
+    second = words[1].upper() if len(words) > 1 else ""
     if verb == "RESET":
         return _RESET
     if verb == "DISCARD":
         return _DISCARD
+    if verb in {"LISTEN", "UNLISTEN"}:
+        return _LISTEN
+    if verb in {"BEGIN", "START"}:
+        return _BEGIN
+    if verb in {"SAVEPOINT", "RELEASE"}:
+        return _SAVEPOINT
+    if verb in {"COMMIT", "ROLLBACK", "END", "ABORT"}:
+        if second == "PREPARED":
+            return None  # finishes a prepared transaction: runs outside a transaction by design
+        third = words[2].upper() if len(words) > 2 else ""
+        if verb == "ROLLBACK" and (second == "TO" or (second in {"WORK", "TRANSACTION"} and third == "TO")):
+            return _SAVEPOINT
+        return _END
+    if verb == "PREPARE" and second == "TRANSACTION":
+        return _PREPARE
     if verb != "SET":
         return None
-    scope = words[1].upper() if len(words) > 1 else ""
+    scope = second
     if scope in {"TRANSACTION", "CONSTRAINTS"}:
         return _TRANSACTION
     if scope == "LOCAL":

@@ -188,10 +188,14 @@ def _check_seconds(name: str, value: object) -> None:
 def refuse_session_settings(call: PreparedCall) -> None:
     """A change of session settings outside a transaction would stay on whichever pooled connection ran it."""
     change = call.analysis.session_change  # decided once per text by the analysis
-    if change is not None and change.outlives_transaction:
+    if change is not None and change.refused(in_transaction=False):
+        effect = (
+            "would change the pooled connection for the calls that follow"
+            if change.outlives_transaction
+            else "means nothing on a pooled connection that commits every call"
+        )
         raise QueryError(
-            f"{change.form} outside a transaction would change the pooled connection for the calls that "
-            f"follow; instead, {change.advice}",
+            f"{change.form} outside a transaction {effect}; instead, {change.advice}",
             sql=call.analysis.sql,
             fingerprint=call.analysis.fingerprint,
         )
@@ -200,9 +204,14 @@ def refuse_session_settings(call: PreparedCall) -> None:
 def refuse_session_settings_in_transaction(call: PreparedCall) -> None:
     """A session-level change committed in a transaction would stay on the pooled connection (SET LOCAL is fine)."""
     change = call.analysis.session_change
-    if change is not None and change.outlives_transaction:
+    if change is not None and change.refused(in_transaction=True):
+        effect = (
+            "would outlive this transaction on a pooled connection"
+            if change.outlives_transaction
+            else "would end the transaction that Optimizer.transaction() commits or rolls back"
+        )
         raise QueryError(
-            f"{change.form} would outlive this transaction on a pooled connection; instead, {change.advice}",
+            f"{change.form} {effect}; instead, {change.advice}",
             sql=call.analysis.sql,
             fingerprint=call.analysis.fingerprint,
         )
