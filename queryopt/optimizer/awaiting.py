@@ -29,12 +29,14 @@ of its own. A text prepared once is served from a dictionary, in the loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -89,6 +91,8 @@ from queryopt.optimizer.preparation import (
 )
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
+
+logger = logging.getLogger("queryopt")
 
 __all__ = ["AsyncOptimizer", "AsyncTransaction", "configure_async", "optimize_query_async"]
 
@@ -250,7 +254,7 @@ class AsyncOptimizer(FrontEnd):
     # -- preparation -------------------------------------------------------------------------------------
 
     async def prepare(self, sql: str, index_hints: IndexHints = None, *, has_params: bool = True) -> PreparedCall:
-        """Analyse ``sql`` and validate its hints in a worker thread, once per distinct text."""
+        """Analyse ``sql`` (in the worker process) and validate its hints (in a thread), once per distinct text."""
         if not self._opened:
             await self.open()
         key = (sql, None if index_hints is None else freeze_hints(index_hints), has_params)
@@ -267,9 +271,19 @@ class AsyncOptimizer(FrontEnd):
     async def _analyze(self, sql: str) -> Analysis:
         """``analyze(sql)`` away from the event loop: in the worker process, else a thread."""
         analysts = self._analysts
-        if analysts is None:
-            return await asyncio.to_thread(analyze, sql)
-        return await asyncio.get_running_loop().run_in_executor(analysts, analyze_uncached, sql)
+        if analysts is not None:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(analysts, analyze_uncached, sql)
+            except BrokenProcessPool:
+                self._analysts = None
+                analysts.shutdown(wait=False)
+                logger.warning(
+                    "queryopt: the analysis worker process could not start, so SQL is analysed in a thread "
+                    "(a long new statement can then stall the event loop). The usual cause is a script "
+                    'without `if __name__ == "__main__":` around its entry point (the worker imports the '
+                    "script again) or one read from standard input; pass analysis_processes=0 to skip the worker."
+                )
+        return await asyncio.to_thread(analyze, sql)
 
     async def cache_decision(self, sql: str, params: Params = None) -> CacheDecision:
         """Whether results of ``sql`` with ``params`` may be cached, and if not, why."""
