@@ -51,7 +51,11 @@ def register(commands: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dsn", help="database to read (default: $QUERYOPT_DSN)")
+    parser.add_argument(
+        "--dsn",
+        help="database holding queryopt's tables (default: $QUERYOPT_RECORDER_DSN, else $QUERYOPT_DSN); index "
+        "advice is costed on $QUERYOPT_DSN when it is set and differs",
+    )
     parser.add_argument("--schema", help="schema of queryopt's tables (default: $QUERYOPT_SCHEMA or queryopt)")
     parser.add_argument("--since", metavar="DURATION", help="window ending now, e.g. 30m, 24h, 7d (default: 24h)")
     parser.add_argument("--from", dest="from_", metavar="ISO", help="window start, ISO 8601 (UTC unless an offset)")
@@ -85,14 +89,17 @@ def _moment(text: str | None, option: str) -> datetime | None:
         raise ReportError(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01T12:00:00Z)") from None
 
 
-def _advice(args: argparse.Namespace, dsn: str, schema: str) -> dict[str, Any] | None:
-    """Index advice for the JSON and HTML reports, when HypoPG is there to cost it; never fails the report."""
+def _advice(args: argparse.Namespace, dsn: str, recorder_dsn: str, schema: str) -> dict[str, Any] | None:
+    """Index advice for the JSON and HTML reports, when HypoPG is there to cost it; never fails the report.
+
+    ``dsn`` is the application's database (where indexes would go), ``recorder_dsn`` the one holding the
+    slow-query table."""
     if args.no_advice or args.format not in (ReportFormat.JSON.value, ReportFormat.HTML.value):
         return None
     if not hypopg_installed(dsn):
         return None
     try:
-        return advise(dsn, schema=schema, since=args.since or "24h").to_json()
+        return advise(dsn, recorder_dsn=recorder_dsn, schema=schema, since=args.since or "24h").to_json()
     except AdvisorError as exc:
         print(f"queryopt: no index advice in the report: {exc}", file=sys.stderr)
         return None
@@ -127,9 +134,10 @@ def with_plans(result: Report, dsn: str) -> Report:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    dsn = args.dsn or settings.dsn
+    dsn = args.dsn or settings.recorder.dsn or settings.dsn  # where the slow-query table is, as for migrate
     if not dsn:
-        raise ReportError("no database to report on: pass --dsn or set QUERYOPT_DSN")
+        raise ReportError("no database to report on: pass --dsn or set QUERYOPT_DSN (or QUERYOPT_RECORDER_DSN)")
+    application = args.dsn or settings.dsn or dsn
     result = report(
         dsn,
         since=args.since,
@@ -141,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         schema=args.schema or settings.recorder.schema,
     )
     result = with_plans(result, dsn)
-    advice = _advice(args, dsn, args.schema or settings.recorder.schema)
+    advice = _advice(args, application, dsn, args.schema or settings.recorder.schema)
     if args.output:
         text = render(result, args.format, advice=advice)
         try:

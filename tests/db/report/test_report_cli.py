@@ -8,6 +8,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from queryopt.cli import main
@@ -188,3 +189,15 @@ def test_prune_older_than_without_a_unit_is_an_error(seeded_dsn: str, capsys: py
     _, err = capsys.readouterr()
     assert code == 2
     assert "needs a unit (ms, s, m, h or d)" in err
+
+
+def test_the_slow_query_table_is_read_where_the_recorder_writes_it(
+    seeded_dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The application's database has no queryopt tables; the recorder writes to another one.
+    application = psycopg.conninfo.make_conninfo(seeded_dsn, dbname="postgres")
+    monkeypatch.setenv("QUERYOPT_DSN", application)
+    monkeypatch.setenv("QUERYOPT_RECORDER_DSN", seeded_dsn)
+    code, out, err = _run(capsys, *WINDOW, "--format", "markdown")
+    assert code == 0, err
+    assert "# Slow-query report" in out
