@@ -10,7 +10,7 @@ What happens after the run (observation, which tables to invalidate) is
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -29,6 +29,7 @@ __all__ = [
     "call_limit",
     "check_cache_scope",
     "check_options",
+    "check_params",
     "check_retries",
     "check_ttl",
     "plan_call",
@@ -77,7 +78,7 @@ def cache_key(call: PreparedCall, params: Params, cache_scope: Hashable = None) 
     try:
         prefix = call.cache_prefix if cache_scope is None else (call.cache_prefix, cache_scope)
         return (prefix, canonical_params(params))
-    except UnkeyableParams:
+    except (UnkeyableParams, TypeError):  # TypeError: not a parameter list at all (plan_call says so)
         return None
 
 
@@ -123,6 +124,8 @@ def plan_call(
 
     A driver looks the key up itself first, so that a hit costs no plan."""
     refuse_session_settings(call)
+    if params is None or type(params) not in _PARAM_CONTAINERS:
+        check_params(call, params)
     limit = None if timeout is None else call_limit(timeout)
     if not use_cache:
         return CallPlan(call, params, limit, retries, "off", None, None)
@@ -135,7 +138,32 @@ def plan_call(
 def plan_transaction_call(call: PreparedCall, params: Params, timeout: float | None) -> CallPlan:
     """A call inside an explicit transaction: no cache, no retries; a SET that would outlive it refused."""
     refuse_session_settings_in_transaction(call)
+    check_params(call, params)
     return CallPlan(call, params, None if timeout is None else call_limit(timeout), None, "off", None, None)
+
+
+_PARAM_CONTAINERS: Final = frozenset({list, tuple, dict})
+
+
+def check_params(call: PreparedCall, params: object) -> None:
+    """Refuse parameters that cannot match the statement's placeholders, before the server says "syntax error"."""
+    analysis = call.analysis
+    if params is None:
+        if analysis.placeholder_count:
+            raise QueryError(
+                f"the statement has {analysis.placeholder_count} placeholder(s) ({analysis.placeholder_style.value} "
+                "style) but no parameters were passed: pass them as the second argument, e.g. "
+                "execute(sql, [value]) (write a literal % as %%)",
+                sql=analysis.sql,
+                fingerprint=analysis.fingerprint,
+            )
+        return
+    if isinstance(params, (str, bytes)) or not isinstance(params, (Sequence, Mapping)):
+        raise ConfigurationError(
+            f"params must be a list or tuple of values (or a mapping for %(name)s placeholders), got "
+            f"{type(params).__name__}: wrap a single value as [value]",
+            setting="params",
+        )
 
 
 def cache_decision(call: PreparedCall, params: Params) -> CacheDecision:
