@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from queryopt.errors import ConfigurationError
 
@@ -443,37 +443,56 @@ class Settings:
         env = os.environ if environ is None else environ
         reader = _EnvReader(env)
         default = cls()
-        timeout = TimeoutPolicy(
-            statement=reader.duration("STATEMENT_TIMEOUT", default.timeout.statement, allow_off=True),
-            connect=reader.duration("CONNECT_TIMEOUT", default.timeout.connect),
+        timeout = reader.policy(
+            TimeoutPolicy,
+            statement=(
+                "STATEMENT_TIMEOUT",
+                reader.duration("STATEMENT_TIMEOUT", default.timeout.statement, allow_off=True),
+            ),
+            connect=("CONNECT_TIMEOUT", reader.duration("CONNECT_TIMEOUT", default.timeout.connect)),
         )
-        retry = RetryPolicy(attempts=reader.integer("RETRY_ATTEMPTS", default.retry.attempts))
-        cache = CachePolicy(
-            ttl=reader.duration("CACHE_TTL", default.cache.ttl),
-            max_entries=reader.integer("CACHE_MAX_ENTRIES", default.cache.max_entries),
-            max_bytes=reader.integer("CACHE_MAX_BYTES", default.cache.max_bytes),
+        retry = reader.policy(
+            RetryPolicy, attempts=("RETRY_ATTEMPTS", reader.integer("RETRY_ATTEMPTS", default.retry.attempts))
         )
-        recorder = RecorderPolicy(
-            enabled=reader.boolean("RECORD_SLOW", default.recorder.enabled),
-            threshold=reader.duration("SLOW_THRESHOLD", default.recorder.threshold),
-            capture_params=reader.boolean("RECORD_PARAMS", default.recorder.capture_params),
-            schema=reader.text("SCHEMA") or default.recorder.schema,
-            dsn=reader.text("RECORDER_DSN"),
-            flush_interval=reader.duration("RECORDER_FLUSH_INTERVAL", default.recorder.flush_interval),
-            alert_min_duration=reader.duration("ALERT_MIN_DURATION", default.recorder.alert_min_duration),
+        cache = reader.policy(
+            CachePolicy,
+            ttl=("CACHE_TTL", reader.duration("CACHE_TTL", default.cache.ttl)),
+            max_entries=("CACHE_MAX_ENTRIES", reader.integer("CACHE_MAX_ENTRIES", default.cache.max_entries)),
+            max_bytes=("CACHE_MAX_BYTES", reader.integer("CACHE_MAX_BYTES", default.cache.max_bytes)),
         )
-        limits = LimitPolicy(
-            **reader.concurrency("FINGERPRINT_CONCURRENCY"),
-            max_wait=reader.duration("FINGERPRINT_MAX_WAIT", default.limits.max_wait, allow_off=True) or 0.0,
-            reserve=reader.integer("FINGERPRINT_RESERVE", default.limits.reserve, minimum=0),
+        recorder = reader.policy(
+            RecorderPolicy,
+            enabled=("RECORD_SLOW", reader.boolean("RECORD_SLOW", default.recorder.enabled)),
+            threshold=("SLOW_THRESHOLD", reader.duration("SLOW_THRESHOLD", default.recorder.threshold)),
+            capture_params=("RECORD_PARAMS", reader.boolean("RECORD_PARAMS", default.recorder.capture_params)),
+            schema=("SCHEMA", reader.text("SCHEMA") or default.recorder.schema),
+            dsn=("RECORDER_DSN", reader.conninfo("RECORDER_DSN")),
+            flush_interval=(
+                "RECORDER_FLUSH_INTERVAL",
+                reader.duration("RECORDER_FLUSH_INTERVAL", default.recorder.flush_interval),
+            ),
+            alert_min_duration=(
+                "ALERT_MIN_DURATION",
+                reader.duration("ALERT_MIN_DURATION", default.recorder.alert_min_duration),
+            ),
         )
-        plans = PlanGuardPolicy(
-            watch_pins=reader.boolean("WATCH_PINS", default.plans.watch_pins),
-            refresh_interval=reader.duration("PIN_REFRESH", default.plans.refresh_interval),
-            automatic=reader.boolean("AUTO_PIN", default.plans.automatic),
+        limits = reader.policy(
+            LimitPolicy,
+            reader.concurrency("FINGERPRINT_CONCURRENCY"),
+            max_wait=(
+                "FINGERPRINT_MAX_WAIT",
+                reader.duration("FINGERPRINT_MAX_WAIT", default.limits.max_wait, allow_off=True) or 0.0,
+            ),
+            reserve=("FINGERPRINT_RESERVE", reader.integer("FINGERPRINT_RESERVE", default.limits.reserve, minimum=0)),
+        )
+        plans = reader.policy(
+            PlanGuardPolicy,
+            watch_pins=("WATCH_PINS", reader.boolean("WATCH_PINS", default.plans.watch_pins)),
+            refresh_interval=("PIN_REFRESH", reader.duration("PIN_REFRESH", default.plans.refresh_interval)),
+            automatic=("AUTO_PIN", reader.boolean("AUTO_PIN", default.plans.automatic)),
         )
         return cls(
-            dsn=reader.text("DSN"),
+            dsn=reader.conninfo("DSN"),
             application_name=reader.text("APPLICATION_NAME") or default.application_name,
             timeout=timeout,
             retry=retry,
@@ -485,6 +504,9 @@ class Settings:
             hint_rules=reader.text("HINT_RULES"),
             telemetry=reader.boolean("TELEMETRY", default.telemetry),
         )
+
+
+_Policy = TypeVar("_Policy")
 
 
 class _EnvReader:
@@ -502,9 +524,43 @@ class _EnvReader:
     def _fail(self, problem: str) -> ConfigurationError:
         return ConfigurationError(f"{self._current}: {problem}", setting=self._current)
 
+    def policy(
+        self, cls: Callable[..., _Policy], *args: Mapping[str, Any], **fields: tuple[str | None, Any]
+    ) -> _Policy:
+        """``cls`` built from values read from variables; a value the policy refuses is named by its variable.
+
+        ``fields`` maps each field to (the variable's suffix, its value); ``args`` are extra fields as a mapping.
+        """
+        values = {name: value for name, (_, value) in fields.items()}
+        for extra in args:
+            values.update(extra)
+        try:
+            return cls(**values)
+        except ConfigurationError as exc:
+            suffix = fields.get(exc.setting or "", (None, None))[0]
+            variable = None if suffix is None else Settings.ENV_PREFIX + suffix
+            if variable is None or self._environ.get(variable) is None:
+                raise
+            raise ConfigurationError(f"{variable}={self._environ[variable]!r}: {exc}", setting=variable) from exc
+
     def text(self, suffix: str) -> str | None:
         raw = self._raw(suffix)
         return raw.strip() if raw is not None else None
+
+    def conninfo(self, suffix: str) -> str | None:
+        """A connection string (``key=value …`` or a ``postgresql://`` URL) that libpq can parse."""
+        value = self.text(suffix)
+        if value is not None:
+            import psycopg  # only when one is set: keeps this leaf light
+
+            try:
+                psycopg.conninfo.conninfo_to_dict(value)
+            except psycopg.Error as exc:
+                reason = str(exc).strip()
+                raise self._fail(
+                    f"not a connection string ({reason}); use postgresql://user@host/dbname or 'host=… dbname=…'"
+                ) from None
+        return value
 
     def duration(self, suffix: str, default: float | None, *, allow_off: bool = False) -> Any:
         raw = self._raw(suffix)
