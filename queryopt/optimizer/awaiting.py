@@ -318,7 +318,7 @@ class AsyncOptimizer(FrontEnd):
             else:  # telemetry on: a hit is timed and reported too
                 started = time.perf_counter()
                 if (hit := await self.cache.aget(key, call.version_keys)) is not None:
-                    self.served(call, started)
+                    self._served(call, started)
             if hit is not None:
                 return hit
         plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
@@ -340,12 +340,12 @@ class AsyncOptimizer(FrontEnd):
                 pending = tx.invalidations
                 result = await self.executor.run_on(tx.conn, plan.call.statement, plan.params, limit_ms=plan.limit_ms)
         except QueryError as exc:
-            await self._invalidate(self.failed(plan, started, exc, pending))
+            await self._invalidate(self._run_failed(plan, started, exc, pending))
             raise
         except asyncio.CancelledError:
-            await self._invalidate(self.failed(plan, started, None, pending))  # cancelled mid-write: assume done
+            await self._invalidate(self._run_failed(plan, started, None, pending))  # cancelled mid-write: assume done
             raise
-        await self._invalidate(self.finished(plan, started, result, pending))
+        await self._invalidate(self._run_finished(plan, started, result, pending))
         return result
 
     async def _run_limited(self, plan: CallPlan) -> QueryResult:
@@ -356,7 +356,7 @@ class AsyncOptimizer(FrontEnd):
         try:
             gate = await limiter.acquire_async(plan.call.analysis.fingerprint)
         except QueryRejected as exc:
-            self.rejected(plan, exc)
+            self._rejected(plan, exc)
             raise
         started = time.perf_counter()
         dropped = False

@@ -158,7 +158,7 @@ class Optimizer(FrontEnd):
             else:  # telemetry on: a hit is timed and reported too
                 started = time.perf_counter()
                 if (hit := self.cache.get(key, call.version_keys)) is not None:
-                    self.served(call, started)
+                    self._served(call, started)
             if hit is not None:
                 return hit
         plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
@@ -180,9 +180,9 @@ class Optimizer(FrontEnd):
                 pending = tx.invalidations
                 result = self.executor.run_on(tx.conn, plan.call.statement, plan.params, limit_ms=plan.limit_ms)
         except QueryError as exc:
-            self._invalidate(self.failed(plan, started, exc, pending))
+            self._invalidate(self._run_failed(plan, started, exc, pending))
             raise
-        self._invalidate(self.finished(plan, started, result, pending))
+        self._invalidate(self._run_finished(plan, started, result, pending))
         return result
 
     def _run_limited(self, plan: CallPlan) -> QueryResult:
@@ -193,7 +193,7 @@ class Optimizer(FrontEnd):
         try:
             gate = limiter.acquire(plan.call.analysis.fingerprint)
         except QueryRejected as exc:
-            self.rejected(plan, exc)
+            self._rejected(plan, exc)
             raise
         started = time.perf_counter()
         dropped = False

@@ -4,7 +4,7 @@ Everything here is pure and never blocks: a driver asks :func:`plan_call` what
 a call is (its limits, whether and under which key the cache is consulted, what
 the outcome is called), then only runs I/O — blocking or awaited — around it.
 What happens after the run (observation, which tables to invalidate) is
-:meth:`queryopt.optimizer.frontend.FrontEnd.finished` and ``failed``.
+``FrontEnd._run_finished`` and ``_run_failed`` in :mod:`queryopt.optimizer.frontend`.
 """
 
 from __future__ import annotations

@@ -158,12 +158,12 @@ class FrontEnd:
 
     # -- after a run: the same steps for every driver ------------------------------------------------
 
-    def finished(self, plan: CallPlan, started: float, result: QueryResult, pending: Pending | None) -> Tables:
+    def _run_finished(self, plan: CallPlan, started: float, result: QueryResult, pending: Pending | None) -> Tables:
         """Observe a successful run; the tables whose cached results to invalidate now (``()``: none)."""
         self._observe_plan(plan, started, result.rowcount, None)
         return _invalidation(plan, pending, happened=True)
 
-    def failed(self, plan: CallPlan, started: float, error: QueryError | None, pending: Pending | None) -> Tables:
+    def _run_failed(self, plan: CallPlan, started: float, error: QueryError | None, pending: Pending | None) -> Tables:
         """Observe a failed run (``error`` ``None``: cancelled by the caller, not observed); what to invalidate.
 
         A write whose outcome is unknown (the connection was lost, the caller cancelled) is assumed done.
@@ -172,11 +172,11 @@ class FrontEnd:
             self._observe_plan(plan, started, None, error)
         return _invalidation(plan, pending, happened=error is None or error.sqlstate is None)
 
-    def served(self, call: PreparedCall, started: float) -> None:
+    def _served(self, call: PreparedCall, started: float) -> None:
         """A call answered from the cache (``started``: ``perf_counter()`` before the lookup): telemetry only."""
         self.observer.served_from_cache(call, time.perf_counter() - started, self.preparer.identity)
 
-    def rejected(self, plan: CallPlan, error: QueryRejected) -> None:
+    def _rejected(self, plan: CallPlan, error: QueryRejected) -> None:
         """Record a call its fingerprint's concurrency limit turned away (it never ran)."""
         self.observer.rejected(
             plan.call, error, identity=self.preparer.identity, params=plan.params, cache_outcome=plan.cache_outcome

@@ -469,7 +469,7 @@ class Instrumentation(FrontEnd):
         # Never wait for another coroutine's run on an event loop: it could not finish meanwhile.
         rows = cached_rows(self.cache, key, call, run, ttl=options.ttl, single_flight=not self.is_async)
         if not ran and self._telemetry is not None:
-            self.served(call, started)
+            self._served(call, started)
         serve_rows(context, rows)
 
     # -- errors ------------------------------------------------------------------------------------------
