@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from queryopt.errors import ConfigurationError
 
@@ -23,6 +23,7 @@ __all__ = [
     "HintMode",
     "LimitMode",
     "LimitPolicy",
+    "PlanGuardPolicy",
     "RecorderPolicy",
     "RetryPolicy",
     "Settings",
@@ -37,8 +38,11 @@ _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 _MAX_BATCH_SIZE = 100_000  # record ids number the rows of one batch in their low bits
 
 
-def parse_duration(text: str, *, name: str = "duration") -> float:
+def parse_duration(text: str, *, name: str = "duration", require_unit: bool = False) -> float:
     """Parse ``"250ms"``, ``"30"`` (seconds), ``"5m"``, ``"24h"`` or ``"30d"`` into seconds.
+
+    ``require_unit`` refuses a bare number: where the natural unit is not obvious (a report's
+    ``--since 5``: five seconds, minutes or days?), guessing would silently mean something else.
 
     >>> parse_duration("250ms")
     0.25
@@ -49,6 +53,11 @@ def parse_duration(text: str, *, name: str = "duration") -> float:
     if match is None:
         raise ConfigurationError(
             f"{name}: {text!r} is not a duration (use e.g. 250ms, 30s, 5m, 24h, 30d)",
+            setting=name,
+        )
+    if require_unit and match.group(2) is None:
+        raise ConfigurationError(
+            f"{name}: {text.strip()!r} needs a unit (ms, s, m, h or d), e.g. {text.strip()}h or {text.strip()}d",
             setting=name,
         )
     unit = (match.group(2) or "s").lower()
@@ -155,7 +164,7 @@ class RecorderPolicy:
     batch_size: int = 500
     """Records written per COPY."""
     flush_interval: float = 1.0
-    """Seconds between background writes."""
+    """Seconds between background writes: also what a killed process loses at most (the records still queued)."""
     capture_params: bool = False
     """Store parameter values with each record (off: values may be personal data)."""
     param_max_length: int = 200
@@ -189,7 +198,7 @@ class RecorderPolicy:
     alert_min_samples: int = 10
     """Calls a fingerprint needs in its window before its baseline is trusted for alerts."""
     alert_min_duration: float = 0.01
-    """Calls faster than this many seconds never raise an alert, whatever their baseline."""
+    """The alert floor: calls faster than this many seconds never raise an alert, whatever their baseline."""
 
     def __post_init__(self) -> None:
         _check_seconds(self, "threshold", allow_zero=True)
@@ -348,6 +357,37 @@ def _check_caps(caps: object) -> Mapping[str, int]:
     return MappingProxyType(checked)
 
 
+@dataclass(frozen=True, slots=True)
+class PlanGuardPolicy:
+    """Pinned plans: how often a process looks for pins, and the automatic mode (off by default)."""
+
+    watch_pins: bool = True
+    """Apply the pins stored in queryopt's schema (``queryopt pin``) to their fingerprints."""
+    refresh_interval: float = 5.0
+    """Seconds between two reads of the stored pins (in a background thread, never per call)."""
+    automatic: bool = False
+    """Pin the last good plan after a regression that came with a plan change; unpin it when not faster."""
+    regression_ratio: float = 2.0
+    """A new plan this many times slower (mean or p95) than the one before is a regression (the report's rule)."""
+    min_gain_ms: float = 1.0
+    """Estimated gain per call (the regressed plan's mean minus the good plan's) below which nothing is pinned."""
+    verify_calls: int = 20
+    """Recorded calls under an automatic pin before it is judged faster (kept) or not (removed)."""
+    window: float = 3600.0
+    """Seconds of recorded history the automatic mode looks at."""
+
+    def __post_init__(self) -> None:
+        _check_seconds(self, "refresh_interval")
+        value = self.regression_ratio
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 1:
+            raise ConfigurationError(
+                f"PlanGuardPolicy.regression_ratio must be a number > 1, got {value!r}", setting="regression_ratio"
+            )
+        _check_seconds(self, "min_gain_ms", allow_zero=True)
+        _check_count(self, "verify_calls")
+        _check_seconds(self, "window")
+
+
 class HintMode(StrEnum):
     """How index hints take effect."""
 
@@ -374,6 +414,7 @@ class Settings:
     cache: CachePolicy = field(default_factory=CachePolicy)
     recorder: RecorderPolicy = field(default_factory=RecorderPolicy)
     limits: LimitPolicy = field(default_factory=LimitPolicy)
+    plans: PlanGuardPolicy = field(default_factory=PlanGuardPolicy)
     hint_mode: HintMode = HintMode.AUTO
     """How index hints take effect."""
     hint_rules: str | None = None
@@ -402,40 +443,70 @@ class Settings:
         env = os.environ if environ is None else environ
         reader = _EnvReader(env)
         default = cls()
-        timeout = TimeoutPolicy(
-            statement=reader.duration("STATEMENT_TIMEOUT", default.timeout.statement, allow_off=True),
-            connect=reader.duration("CONNECT_TIMEOUT", default.timeout.connect),
+        timeout = reader.policy(
+            TimeoutPolicy,
+            statement=(
+                "STATEMENT_TIMEOUT",
+                reader.duration("STATEMENT_TIMEOUT", default.timeout.statement, allow_off=True),
+            ),
+            connect=("CONNECT_TIMEOUT", reader.duration("CONNECT_TIMEOUT", default.timeout.connect)),
         )
-        retry = RetryPolicy(attempts=reader.integer("RETRY_ATTEMPTS", default.retry.attempts))
-        cache = CachePolicy(
-            ttl=reader.duration("CACHE_TTL", default.cache.ttl),
-            max_entries=reader.integer("CACHE_MAX_ENTRIES", default.cache.max_entries),
-            max_bytes=reader.integer("CACHE_MAX_BYTES", default.cache.max_bytes),
+        retry = reader.policy(
+            RetryPolicy, attempts=("RETRY_ATTEMPTS", reader.integer("RETRY_ATTEMPTS", default.retry.attempts))
         )
-        recorder = RecorderPolicy(
-            enabled=reader.boolean("RECORD_SLOW", default.recorder.enabled),
-            threshold=reader.duration("SLOW_THRESHOLD", default.recorder.threshold),
-            capture_params=reader.boolean("RECORD_PARAMS", default.recorder.capture_params),
-            schema=reader.text("SCHEMA") or default.recorder.schema,
-            dsn=reader.text("RECORDER_DSN"),
+        cache = reader.policy(
+            CachePolicy,
+            ttl=("CACHE_TTL", reader.duration("CACHE_TTL", default.cache.ttl)),
+            max_entries=("CACHE_MAX_ENTRIES", reader.integer("CACHE_MAX_ENTRIES", default.cache.max_entries)),
+            max_bytes=("CACHE_MAX_BYTES", reader.integer("CACHE_MAX_BYTES", default.cache.max_bytes)),
         )
-        limits = LimitPolicy(
-            **reader.concurrency("FINGERPRINT_CONCURRENCY"),
-            max_wait=reader.duration("FINGERPRINT_MAX_WAIT", default.limits.max_wait, allow_off=True) or 0.0,
-            reserve=reader.integer("FINGERPRINT_RESERVE", default.limits.reserve, minimum=0),
+        recorder = reader.policy(
+            RecorderPolicy,
+            enabled=("RECORD_SLOW", reader.boolean("RECORD_SLOW", default.recorder.enabled)),
+            threshold=("SLOW_THRESHOLD", reader.duration("SLOW_THRESHOLD", default.recorder.threshold)),
+            capture_params=("RECORD_PARAMS", reader.boolean("RECORD_PARAMS", default.recorder.capture_params)),
+            schema=("SCHEMA", reader.text("SCHEMA") or default.recorder.schema),
+            dsn=("RECORDER_DSN", reader.conninfo("RECORDER_DSN")),
+            flush_interval=(
+                "RECORDER_FLUSH_INTERVAL",
+                reader.duration("RECORDER_FLUSH_INTERVAL", default.recorder.flush_interval),
+            ),
+            alert_min_duration=(
+                "ALERT_MIN_DURATION",
+                reader.duration("ALERT_MIN_DURATION", default.recorder.alert_min_duration),
+            ),
+        )
+        limits = reader.policy(
+            LimitPolicy,
+            reader.concurrency("FINGERPRINT_CONCURRENCY"),
+            max_wait=(
+                "FINGERPRINT_MAX_WAIT",
+                reader.duration("FINGERPRINT_MAX_WAIT", default.limits.max_wait, allow_off=True) or 0.0,
+            ),
+            reserve=("FINGERPRINT_RESERVE", reader.integer("FINGERPRINT_RESERVE", default.limits.reserve, minimum=0)),
+        )
+        plans = reader.policy(
+            PlanGuardPolicy,
+            watch_pins=("WATCH_PINS", reader.boolean("WATCH_PINS", default.plans.watch_pins)),
+            refresh_interval=("PIN_REFRESH", reader.duration("PIN_REFRESH", default.plans.refresh_interval)),
+            automatic=("AUTO_PIN", reader.boolean("AUTO_PIN", default.plans.automatic)),
         )
         return cls(
-            dsn=reader.text("DSN"),
+            dsn=reader.conninfo("DSN"),
             application_name=reader.text("APPLICATION_NAME") or default.application_name,
             timeout=timeout,
             retry=retry,
             cache=cache,
             recorder=recorder,
             limits=limits,
+            plans=plans,
             hint_mode=reader.choice("HINT_MODE", HintMode, HintMode.AUTO),
             hint_rules=reader.text("HINT_RULES"),
             telemetry=reader.boolean("TELEMETRY", default.telemetry),
         )
+
+
+_Policy = TypeVar("_Policy")
 
 
 class _EnvReader:
@@ -453,9 +524,43 @@ class _EnvReader:
     def _fail(self, problem: str) -> ConfigurationError:
         return ConfigurationError(f"{self._current}: {problem}", setting=self._current)
 
+    def policy(
+        self, cls: Callable[..., _Policy], *args: Mapping[str, Any], **fields: tuple[str | None, Any]
+    ) -> _Policy:
+        """``cls`` built from values read from variables; a value the policy refuses is named by its variable.
+
+        ``fields`` maps each field to (the variable's suffix, its value); ``args`` are extra fields as a mapping.
+        """
+        values = {name: value for name, (_, value) in fields.items()}
+        for extra in args:
+            values.update(extra)
+        try:
+            return cls(**values)
+        except ConfigurationError as exc:
+            suffix = fields.get(exc.setting or "", (None, None))[0]
+            variable = None if suffix is None else Settings.ENV_PREFIX + suffix
+            if variable is None or self._environ.get(variable) is None:
+                raise
+            raise ConfigurationError(f"{variable}={self._environ[variable]!r}: {exc}", setting=variable) from exc
+
     def text(self, suffix: str) -> str | None:
         raw = self._raw(suffix)
         return raw.strip() if raw is not None else None
+
+    def conninfo(self, suffix: str) -> str | None:
+        """A connection string (``key=value …`` or a ``postgresql://`` URL) that libpq can parse."""
+        value = self.text(suffix)
+        if value is not None:
+            import psycopg  # only when one is set: keeps this leaf light
+
+            try:
+                psycopg.conninfo.conninfo_to_dict(value)
+            except psycopg.Error as exc:
+                reason = str(exc).strip()
+                raise self._fail(
+                    f"not a connection string ({reason}); use postgresql://user@host/dbname or 'host=… dbname=…'"
+                ) from None
+        return value
 
     def duration(self, suffix: str, default: float | None, *, allow_off: bool = False) -> Any:
         raw = self._raw(suffix)

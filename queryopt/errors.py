@@ -5,6 +5,7 @@ catches everything queryopt itself decides to raise::
 
     QueryoptError
      ├── ConfigurationError      a bad setting (also a ValueError)
+     ├── DatabaseConnectionError the database cannot be reached or refused the connection (also a ConnectionError)
      ├── AnalysisError           SQL that cannot be analysed: syntax, not exactly one statement
      ├── HintError               a hint that names a relation or index the query/catalog lacks
      ├── QueryError              the database refused or failed a statement (keeps sqlstate)
@@ -15,6 +16,7 @@ catches everything queryopt itself decides to raise::
      ├── MigrationError          queryopt's own schema cannot be created or checked
      ├── ReportError             a report cannot be produced (no table, bad window, …)
      ├── AdvisorError            index advice cannot be produced (no HypoPG, no slow-query table, …)
+     ├── PinError                a plan cannot be pinned or unpinned (no pg_hint_plan, shape not reproduced, …)
      └── ServerError             an embedded PostgreSQL cannot be found, started or stopped
 
 Errors carry their context as attributes (``sql``, ``fingerprint``, ``sqlstate``,
@@ -32,8 +34,10 @@ __all__ = [
     "AnalysisError",
     "CacheError",
     "ConfigurationError",
+    "DatabaseConnectionError",
     "HintError",
     "MigrationError",
+    "PinError",
     "QueryError",
     "QueryRejected",
     "QueryTimeout",
@@ -42,6 +46,15 @@ __all__ = [
     "ReportError",
     "ServerError",
 ]
+
+
+def migrate_command(schema: str = "queryopt") -> str:
+    """The command that creates queryopt's tables in ``schema``, for messages that tell the user to run it.
+
+    >>> migrate_command(), migrate_command("perf")
+    ('queryopt migrate', 'queryopt migrate --schema perf')
+    """
+    return "queryopt migrate" if schema == "queryopt" else f"queryopt migrate --schema {schema}"
 
 
 def _restore(cls: type[QueryoptError], args: tuple[Any, ...], state: dict[str, Any]) -> QueryoptError:
@@ -104,6 +117,22 @@ class HintError(QueryoptError):
     def __init__(self, message: str, *, sql: str | None = None) -> None:
         super().__init__(message)
         self.sql = sql
+
+
+class DatabaseConnectionError(QueryoptError, ConnectionError):
+    """The database cannot be reached, or refused the connection.
+
+    ``reason`` is libpq's own explanation (``Connection refused``, ``database "shop" does not
+    exist``, ``password authentication failed``…); ``target`` names host, port, database and user,
+    never the password.
+    """
+
+    __module__ = "queryopt"
+
+    def __init__(self, message: str, *, reason: str, target: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.target = target
 
 
 class QueryError(QueryoptError):
@@ -197,6 +226,16 @@ class AdvisorError(QueryoptError):
     """Index advice cannot be produced or applied; the message says why and what to do, in one line."""
 
     __module__ = "queryopt"
+
+
+class PinError(QueryoptError):
+    """A plan cannot be pinned or unpinned; the message says why and what to do next."""
+
+    __module__ = "queryopt"
+
+    def __init__(self, message: str, *, fingerprint: str | None = None) -> None:
+        super().__init__(message)
+        self.fingerprint = fingerprint
 
 
 class ServerError(QueryoptError):

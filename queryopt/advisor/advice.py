@@ -33,7 +33,7 @@ def _window(since: str | float | timedelta) -> float:
     if isinstance(since, timedelta):
         seconds = since.total_seconds()
     elif isinstance(since, str):
-        seconds = parse_duration(since, name="since")
+        seconds = parse_duration(since, name="since", require_unit=True)
     elif isinstance(since, (int, float)) and not isinstance(since, bool):
         seconds = float(since)
     else:

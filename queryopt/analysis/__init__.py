@@ -58,13 +58,14 @@ from functools import lru_cache
 
 from queryopt.analysis.analyzer import analyze_uncached
 from queryopt.analysis.functions import Volatility, classify_function
-from queryopt.analysis.model import Analysis, PlaceholderStyle, StatementKind, TableRef
+from queryopt.analysis.model import Analysis, PlaceholderStyle, SessionChange, StatementKind, TableRef
 from queryopt.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_ANALYSIS_CACHE_SIZE",
     "Analysis",
     "PlaceholderStyle",
+    "SessionChange",
     "StatementKind",
     "TableRef",
     "Volatility",

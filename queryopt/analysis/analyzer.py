@@ -11,8 +11,10 @@ from sqlglot.tokenizer_core import Token
 from queryopt.analysis.fingerprinting import collapse_lists, fingerprint_of, normalized_text
 from queryopt.analysis.functions import Volatility, unclassified_reason
 from queryopt.analysis.lexical import CommandText, command_text, refresh_target
-from queryopt.analysis.model import Analysis, PlaceholderStyle, StatementKind, TableRef
+from queryopt.analysis.literal_lists import collapse_literal_lists
+from queryopt.analysis.model import Analysis, PlaceholderStyle, SessionChange, StatementKind, TableRef
 from queryopt.analysis.names import table_ref
+from queryopt.analysis.session import SET_CONFIG_LOCAL, SET_CONFIG_SESSION, session_change_of_statement
 from queryopt.analysis.sqltext import split_head
 from queryopt.analysis.statement import UNMODELLED_DDL_VERBS, ParsedStatement, parse_statement, tokenize
 from queryopt.analysis.survey import TreeFacts, survey
@@ -20,6 +22,9 @@ from queryopt.analysis.tables import relation_tables, written_table_nodes
 from queryopt.errors import AnalysisError
 
 __all__ = ["analyze_uncached"]
+
+# Texts at least this long are first searched for long literal lists to shorten; shorter ones gain nothing.
+_LONG_TEXT = 2048
 
 _DML_KINDS: dict[type[exp.Expr], StatementKind] = {
     exp.Insert: StatementKind.INSERT,
@@ -72,6 +77,10 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+def _statement_change(parsed: ParsedStatement) -> SessionChange | None:
+    return session_change_of_statement([token.text for token in parsed.tokens[:3]])
+
+
 def _command_analysis(sql: str, parsed: ParsedStatement) -> Analysis:
     """An analysis for a statement sqlglot keeps opaque: kind, placeholders and fingerprint from tokens."""
     root = parsed.root
@@ -112,6 +121,7 @@ def _command_analysis(sql: str, parsed: ParsedStatement) -> Analysis:
         head=split_head(sql),
         read_only=False,
         may_write_unlisted=opaque,
+        session_change=_statement_change(parsed),
     )
 
 
@@ -151,7 +161,13 @@ def _calls_dblink(facts: TreeFacts) -> bool:
     return any(call.name.startswith("dblink") for call in facts.functions)
 
 
-def _tree_analysis(sql: str, root: exp.Expr) -> Analysis:
+def _session_change(parsed: ParsedStatement, facts: TreeFacts) -> SessionChange | None:
+    if not all(facts.set_config_locals):
+        return SET_CONFIG_SESSION
+    return _statement_change(parsed) or (SET_CONFIG_LOCAL if facts.set_config_locals else None)
+
+
+def _tree_analysis(sql: str, parsed: ParsedStatement, root: exp.Expr) -> Analysis:
     kind = _kind_of(root, sql)
     facts = survey(root)
     relations = relation_tables(facts.tables, facts.cte_names)
@@ -190,7 +206,25 @@ def _tree_analysis(sql: str, root: exp.Expr) -> Analysis:
         head=split_head(sql),
         read_only=read_only,
         may_write_unlisted=kind is StatementKind.DDL or bool(unclassified) or _calls_dblink(facts),
+        session_change=_session_change(parsed, facts),
     )
+
+
+def _parse_shortened(sql: str) -> ParsedStatement | None:
+    """The tree of ``sql`` with its literal lists shortened, or None to parse the text as it is.
+
+    The original text is parsed instead when nothing was shortened, when the shortened text has an
+    error (so line and column point into the caller's text) and for statements sqlglot keeps as
+    commands (their fingerprint comes from every token).
+    """
+    shortened = collapse_literal_lists(sql)
+    if shortened is sql:
+        return None
+    try:
+        parsed = parse_statement(shortened)
+    except AnalysisError:
+        return None
+    return None if parsed.root is None or isinstance(parsed.root, exp.Command) else parsed
 
 
 def analyze_uncached(sql: str) -> Analysis:
@@ -198,10 +232,12 @@ def analyze_uncached(sql: str) -> Analysis:
     if not isinstance(sql, str):
         raise AnalysisError(f"SQL must be a str, got {type(sql).__name__}", sql=repr(sql))
     try:
-        parsed = parse_statement(sql)
+        parsed = _parse_shortened(sql) if len(sql) >= _LONG_TEXT else None
+        if parsed is None:
+            parsed = parse_statement(sql)
         if parsed.root is None or isinstance(parsed.root, exp.Command):
             return _command_analysis(sql, parsed)
-        return _tree_analysis(sql, parsed.root)
+        return _tree_analysis(sql, parsed, parsed.root)
     except AnalysisError:
         raise
     except Exception as error:  # sqlglot can fail in other ways on odd text (RecursionError, ValueError, …)

@@ -9,7 +9,7 @@ from enum import StrEnum
 from queryopt.analysis.functions import unclassified_reason
 from queryopt.analysis.sqltext import SqlHead
 
-__all__ = ["Analysis", "PlaceholderStyle", "StatementKind", "TableRef"]
+__all__ = ["Analysis", "PlaceholderStyle", "SessionChange", "StatementKind", "TableRef"]
 
 
 class StatementKind(StrEnum):
@@ -72,6 +72,28 @@ class TableRef:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionChange:
+    """A statement that changes settings of the connection running it (``SET``, ``set_config``, …)."""
+
+    form: str
+    """What the statement does, for messages: ``SET``, ``SET ROLE``, ``RESET``, ``set_config(…, false)``…"""
+    outlives_transaction: bool
+    """True when the change stays on the connection after the transaction ends (``SET LOCAL`` does not)."""
+    advice: str
+    """How to get the same effect without changing a pooled connection for the calls that follow."""
+    in_transaction_only: bool = False
+    """Meaningful only inside a transaction (``SET LOCAL``, ``SAVEPOINT``): refused on a pooled autocommit call."""
+    controls_transaction: bool = False
+    """Begins or ends a transaction (``BEGIN``, ``COMMIT``, ``ROLLBACK``): the optimizer owns transactions."""
+
+    def refused(self, *, in_transaction: bool) -> bool:
+        """Whether an optimizer refuses the statement on a pooled connection, in or out of a transaction."""
+        if self.outlives_transaction or self.controls_transaction:
+            return True
+        return self.in_transaction_only and not in_transaction
+
+
+@dataclass(frozen=True, slots=True)
 class Analysis:
     """Everything queryopt needs to know about one statement, computed once per distinct text."""
 
@@ -105,6 +127,8 @@ class Analysis:
     """A SELECT without FOR UPDATE/SHARE, INTO, data-modifying CTE or state-changing/unclassified function."""
     may_write_unlisted: bool = False
     """True when the statement may change tables not in ``written_tables`` (DDL, CALL, DO, unknown functions)."""
+    session_change: SessionChange | None = None
+    """Set when the statement changes settings of its connection (a pooled one serves other calls next)."""
     _only_unclassified: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

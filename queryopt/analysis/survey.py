@@ -20,6 +20,7 @@ from sqlglot import exp
 from queryopt.analysis.functions import Volatility, classify_function, has_side_effects
 from queryopt.analysis.model import PlaceholderStyle
 from queryopt.analysis.names import fold_identifier, identifier_text
+from queryopt.analysis.session import set_config_is_local
 
 __all__ = ["FunctionCall", "TreeFacts", "survey"]
 
@@ -109,6 +110,8 @@ class TreeFacts:
     clock_literals: list[str] = field(default_factory=list)
     unrepeatable_samples: int = 0
     lists: list[exp.Expr] = field(default_factory=list)
+    set_config_locals: list[bool] = field(default_factory=list)
+    """One entry per ``set_config`` call: whether it is transaction-local."""
 
 
 def _anonymous_call(node: exp.Expr) -> FunctionCall:
@@ -135,9 +138,43 @@ def _placeholder_fact(node: exp.Expr) -> tuple[PlaceholderStyle, str | None]:
     return (PlaceholderStyle.QMARK if node.args.get("jdbc") else PlaceholderStyle.FORMAT), None
 
 
+class _Replacer:
+    """Replaces nodes in O(1) each: sqlglot's ``replace`` re-parents a node's whole list, so replacing
+    every item of a 10,000-item IN list one by one costs 10,000²/2 steps. Items of lists are swapped in
+    place here, and each list touched is handed back to sqlglot once, at the end, to re-parent it."""
+
+    __slots__ = ("_lists",)
+
+    def __init__(self) -> None:
+        self._lists: dict[int, tuple[exp.Expr, str]] = {}
+
+    def __call__(self, node: exp.Expr, replacement: exp.Expr) -> None:
+        parent, key, index = node.parent, node.arg_key, node.index
+        if parent is None or key is None or index is None:
+            node.replace(replacement)
+            return
+        items = parent.args[key]
+        items[index] = replacement
+        node.parent = node.arg_key = node.index = None  # detached as replace() leaves it; see finish()
+        self._lists[id(items)] = (parent, key)
+
+    def finish(self) -> None:
+        for parent, key in self._lists.values():
+            parent.set(key, parent.args[key])  # one pass per list: parents, indexes, cached hashes
+
+
 def survey(root: exp.Expr) -> TreeFacts:
     """Gather facts from ``root`` and normalize it in place for fingerprinting."""
     facts = TreeFacts()
+    replace = _Replacer()
+    try:
+        _walk(root, facts, replace)
+    finally:
+        replace.finish()
+    return facts
+
+
+def _walk(root: exp.Expr, facts: TreeFacts, replace: _Replacer) -> None:
     for node in root.dfs():
         code = _CODES.get(type(node))
         if code is None:
@@ -152,7 +189,10 @@ def survey(root: exp.Expr) -> TreeFacts:
             if isinstance(node.this, exp.Identifier):
                 facts.tables.append(cast(exp.Table, node))
         elif code == _FUNCTION:
-            facts.functions.append(_anonymous_call(node))
+            call = _anonymous_call(node)
+            facts.functions.append(call)
+            if call.name == "set_config":  # read before its arguments become placeholders (pre-order)
+                facts.set_config_locals.append(set_config_is_local(node))
         elif code == _TYPED_FUNCTION:
             function, volatility = _TYPED_UNSTABLE[type(node)]
             facts.functions.append(FunctionCall(function, volatility, False))
@@ -160,25 +200,25 @@ def survey(root: exp.Expr) -> TreeFacts:
             style, placeholder = _placeholder_fact(node)
             facts.placeholders.append((style, placeholder))
             if style is not PlaceholderStyle.FORMAT:
-                node.replace(exp.Placeholder())
+                replace(node, exp.Placeholder())
         elif code == _PARAMETER:
             number = node.this
             facts.placeholders.append((PlaceholderStyle.NUMERIC, number.name if number is not None else None))
-            node.replace(exp.Placeholder())
+            replace(node, exp.Placeholder())
         elif code == _LITERAL:
             if not isinstance(node.parent, _STRUCTURAL_LITERAL_PARENTS):
-                node.replace(exp.Placeholder())
+                replace(node, exp.Placeholder())
         elif code == _CONSTANT:
-            node.replace(exp.Placeholder())
+            replace(node, exp.Placeholder())
         elif code == _BOOLEAN:
             if not isinstance(node.parent, exp.Is):
-                node.replace(exp.Placeholder())
+                replace(node, exp.Placeholder())
         elif code == _NEG:
             if isinstance(node.this, exp.Literal):
-                node.replace(exp.Placeholder())
+                replace(node, exp.Placeholder())
         elif code == _INTERVAL:
             if isinstance(node.this, exp.Literal):  # '3 days', '3' DAY: the unit is part of the constant
-                node.replace(exp.Cast(this=exp.Placeholder(), to=exp.DataType(this=exp.DataType.Type.INTERVAL)))
+                replace(node, exp.Cast(this=exp.Placeholder(), to=exp.DataType(this=exp.DataType.Type.INTERVAL)))
         elif code == _CAST:
             value = node.this
             if isinstance(value, exp.Literal) and value.is_string and value.this.strip().lower() in _CLOCK_WORDS:
@@ -202,4 +242,3 @@ def survey(root: exp.Expr) -> TreeFacts:
                 facts.unrepeatable_samples += 1
         elif len(node.expressions) > 1:  # _LIST
             facts.lists.append(node)
-    return facts

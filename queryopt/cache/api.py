@@ -1,7 +1,8 @@
 """What the cache's policy and its backends share: entries, keys, versions and the backend protocol.
 
 - **Keys** are built by the caller (the optimizer) from the database identity,
-  the role and search_path, the final SQL text (hints included) and the
+  the role, search_path and other session settings (and a caller's ``cache_scope``),
+  the final SQL text (hints included) and the
   parameters in canonical typed form (:func:`canonical_params`).
 - **Entries** carry their expiry time and the versions of the tables their
   query read, snapshotted before the query ran.
@@ -39,6 +40,7 @@ __all__ = [
     "VersionKey",
     "approximate_size",
     "canonical_params",
+    "entry_size",
     "holds_mutable",
 ]
 
@@ -132,6 +134,46 @@ def approximate_size(rows: Rows) -> int:
     sample = rows[::step]
     sampled = sum(sys.getsizeof(row) + sum(sys.getsizeof(value) for value in row) for row in sample)
     return sys.getsizeof(rows) + sampled * count // len(sample)
+
+
+# What a stored entry costs beyond its rows, its key and the objects below: the backend's dictionary
+# slot (hash, key and value pointers, index, spare room at typical fill) and allocator rounding.
+_SLOT_OVERHEAD = 112
+
+
+def _deep_size(value: object, seen: set[int]) -> int:
+    """Bytes of ``value`` and what it holds (tuples followed; types and objects already seen not counted)."""
+    if isinstance(value, type) or id(value) in seen:
+        return 0
+    seen.add(id(value))
+    size = sys.getsizeof(value)
+    if type(value) is tuple:
+        for item in value:
+            size += _deep_size(item, seen)
+    return size
+
+
+def key_size(key: Hashable) -> int:
+    """Bytes a cache key takes per entry.
+
+    Keys are ``(prefix, canonical parameters)``: the prefix (scope and SQL text) belongs to the prepared
+    statement and is shared by all its entries, so only the key tuple and the parameters count.
+    """
+    if type(key) is tuple and len(key) == 2:
+        return sys.getsizeof(key) + _deep_size(key[1], set())
+    return _deep_size(key, set())
+
+
+def entry_size(key: Hashable, entry: CacheEntry) -> int:
+    """Bytes one stored entry takes: rows, key, the entry and result objects, the store's slot."""
+    return (
+        approximate_size(entry.result.rows)
+        + key_size(key)
+        + sys.getsizeof(entry)
+        + sys.getsizeof(entry.result)
+        + sys.getsizeof(entry.versions)
+        + _SLOT_OVERHEAD
+    )
 
 
 def holds_mutable(rows: Rows) -> bool:

@@ -18,7 +18,7 @@ from queryopt.cache.api import (
     CacheEntry,
     ResultFactory,
     VersionKey,
-    approximate_size,
+    entry_size,
     holds_mutable,
 )
 from queryopt.result import QueryResult
@@ -96,8 +96,8 @@ class LocalStore:
     ) -> None:
         if not self._may_store(result):
             return
-        size = approximate_size(result.rows)
-        entry = CacheEntry(result, self.clock() + lifetime, versions, generation, size, holds_mutable(result.rows))
+        entry = CacheEntry(result, self.clock() + lifetime, versions, generation, 0, holds_mutable(result.rows))
+        entry.size = entry_size(key, entry)
         self.backend.set(key, entry, lifetime)
         self._counters["stores"] += 1
 

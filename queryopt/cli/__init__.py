@@ -18,14 +18,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from queryopt._version import __version__
-from queryopt.cli import advise, demo, explain, migrate, prune, report, top
+from queryopt.cli import advise, demo, explain, migrate, pin, plans, prune, report, top
 from queryopt.errors import QueryoptError
 
 __all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-_COMMAND_MODULES = (advise, demo, explain, migrate, prune, report, top)
+_COMMAND_MODULES = (advise, demo, explain, migrate, plans, pin, prune, report, top)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ written as an HTML file. Everything it created is removed at the end unless
 
 from __future__ import annotations
 
+import shlex
 import statistics
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -166,8 +168,33 @@ def run_demo(options: DemoOptions) -> int:
             step(demo)
         _summary(demo, time.perf_counter() - started)
         if options.keep:
-            console.print(f"\n[bold]--keep[/bold]: the demo data stays. Connect with:\n  psql '{dsn}'")
+            _print_how_to_connect(console, base)
     return 0
+
+
+def connect_command(dsn: str, schema: str) -> str:
+    """A ``psql`` command line reaching ``dsn`` with ``schema`` first on the search path, safe to paste.
+
+    A URL with every parameter percent-encoded holds no quote, so one pair of shell quotes is enough.
+
+    >>> connect_command("host=/tmp/pg port=5432 user=postgres dbname=shop", "queryopt_demo")
+    "psql 'postgresql://?user=postgres&dbname=shop&host=%2Ftmp%2Fpg&port=5432&options=-c%20search_path%3Dqueryopt_demo'"
+    """
+    params = conninfo_to_dict(dsn)
+    params["options"] = f"{params.get('options') or ''} -c search_path={schema}".strip()
+    query = "&".join(f"{key}={quote(str(value), safe='')}" for key, value in params.items() if value is not None)
+    return f"psql {shlex.quote(f'postgresql://?{query}')}"
+
+
+def _print_how_to_connect(console: Console, base_dsn: str) -> None:
+    console.print("\n[bold]--keep[/bold]: the demo data stays. Connect with:")
+    # Printed whole on one line (no wrapping at the terminal's width), so it can be copied and pasted.
+    console.print(f"  {connect_command(base_dsn, SCHEMA)}", soft_wrap=True, markup=False, highlight=False)
+    console.print(
+        f"The demo's tables and its slow-query table ({SCHEMA}.slow_queries) are in schema {SCHEMA}; "
+        f"`queryopt report --schema {SCHEMA}` with the same database reports on it.",
+        markup=False,
+    )
 
 
 # -- setting up -------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from queryopt.recorder.table import prune
 
-    older_than = parse_duration(args.older_than, name="--older-than")
+    older_than = parse_duration(args.older_than, name="--older-than", require_unit=True)
     dsn, schema = database_from(args)
     deleted = prune(dsn, older_than, schema=schema, batch_size=args.batch_size)
     print(f"deleted {deleted} slow-query record(s) older than {args.older_than} from {schema}.slow_queries")

@@ -8,13 +8,17 @@ still written), 2 on any error (one line on stderr).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from queryopt.config import Settings
-from queryopt.errors import AdvisorError, ReportError
+from queryopt.errors import AdvisorError, PinError, ReportError
+
+if TYPE_CHECKING:  # loaded when the command runs, so that `queryopt --help` stays light
+    from queryopt.report import Report
 
 # The report's own enums, written out so that `queryopt --help` loads neither the report nor rich
 # (tests/unit/cli/test_cli_startup.py checks they match SortKey, ReportFormat and Severity).
@@ -50,7 +54,11 @@ def register(commands: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dsn", help="database to read (default: $QUERYOPT_DSN)")
+    parser.add_argument(
+        "--dsn",
+        help="database holding queryopt's tables (default: $QUERYOPT_RECORDER_DSN, else $QUERYOPT_DSN); index "
+        "advice is costed on $QUERYOPT_DSN when it is set and differs",
+    )
     parser.add_argument("--schema", help="schema of queryopt's tables (default: $QUERYOPT_SCHEMA or queryopt)")
     parser.add_argument("--since", metavar="DURATION", help="window ending now, e.g. 30m, 24h, 7d (default: 24h)")
     parser.add_argument("--from", dest="from_", metavar="ISO", help="window start, ISO 8601 (UTC unless an offset)")
@@ -80,8 +88,11 @@ def _moment(text: str | None, option: str) -> datetime | None:
         raise ReportError(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01T12:00:00Z)") from None
 
 
-def _advice(args: argparse.Namespace, dsn: str, schema: str) -> dict[str, Any] | None:
-    """Index advice for the JSON and HTML reports, when HypoPG is there to cost it; never fails the report."""
+def _advice(args: argparse.Namespace, dsn: str, recorder_dsn: str, schema: str) -> dict[str, Any] | None:
+    """Index advice for the JSON and HTML reports, when HypoPG is there to cost it; never fails the report.
+
+    ``dsn`` is the application's database (where indexes would go), ``recorder_dsn`` the one holding the
+    slow-query table."""
     from queryopt.advisor import advise, hypopg_installed
 
     if args.no_advice or args.format not in ("json", "html"):
@@ -89,10 +100,40 @@ def _advice(args: argparse.Namespace, dsn: str, schema: str) -> dict[str, Any] |
     if not hypopg_installed(dsn):
         return None
     try:
-        return advise(dsn, schema=schema, since=args.since or "24h").to_json()
+        return advise(dsn, recorder_dsn=recorder_dsn, schema=schema, since=args.since or "24h").to_json()
     except AdvisorError as exc:
         print(f"queryopt: no index advice in the report: {exc}", file=sys.stderr)
         return None
+
+
+def with_plans(result: Report, dsn: str) -> Report:
+    """``result`` with the plan changes of its window and the latest plan of its top queries (plain data from
+    the plan guard; unchanged when queryopt's plan tables are not there yet)."""
+    from queryopt.plans import plan_history
+    from queryopt.report import PlanChangeNote, PlanTree
+
+    window = result.window
+    try:
+        history = plan_history(
+            dsn, since=window.end - window.start, end=window.end, fingerprint=result.fingerprint, schema=result.schema
+        )
+    except (ReportError, PinError):
+        return result
+    changes = sorted(
+        (
+            PlanChangeNote(c.fingerprint, c.at, c.from_plan, c.to_plan, c.before.mean_ms, c.after.mean_ms, c.severity)
+            for entry in history.fingerprints
+            for c in entry.changes
+        ),
+        key=lambda note: note.at,
+    )
+    top = {q.fingerprint for q in result.queries}
+    trees = []
+    for entry in history.fingerprints:
+        if entry.fingerprint in top and entry.plans:
+            latest = max(entry.plans, key=lambda plan: plan.last_seen)
+            trees.append(PlanTree(entry.fingerprint, latest.plan_hash, latest.tree))
+    return dataclasses.replace(result, plan_changes=tuple(changes), plan_trees=tuple(trees))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,9 +143,10 @@ def run(args: argparse.Namespace) -> int:
     from queryopt.report.terminal import print_report
 
     settings = Settings.from_env()
-    dsn = args.dsn or settings.dsn
+    dsn = args.dsn or settings.recorder.dsn or settings.dsn  # where the slow-query table is, as for migrate
     if not dsn:
-        raise ReportError("no database to report on: pass --dsn or set QUERYOPT_DSN")
+        raise ReportError("no database to report on: pass --dsn or set QUERYOPT_DSN (or QUERYOPT_RECORDER_DSN)")
+    application = args.dsn or settings.dsn or dsn
     result = report(
         dsn,
         since=args.since,
@@ -115,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
         fingerprint=args.fingerprint,
         schema=args.schema or settings.recorder.schema,
     )
-    advice = _advice(args, dsn, args.schema or settings.recorder.schema)
+    result = with_plans(result, dsn)
+    advice = _advice(args, application, dsn, args.schema or settings.recorder.schema)
     if args.output:
         text = render(result, args.format, advice=advice)
         try:

@@ -62,7 +62,10 @@ class RelationIndexes:
 
 HintRequest: TypeAlias = NamedIndex | RelationIndexes | Hint
 
-IndexHintsArg: TypeAlias = str | Sequence[str | HintRequest] | Mapping[str, str | Sequence[str]] | HintSet | None
+RelationIndexMapping: TypeAlias = Mapping[str, str | Sequence[str]]
+IndexHintsArg: TypeAlias = (
+    str | Sequence[str | HintRequest | RelationIndexMapping] | RelationIndexMapping | HintSet | None
+)
 """The forms ``index_hints`` takes (see the module docstring)."""
 
 
@@ -247,30 +250,38 @@ def _locate_index(
     return references[0], index
 
 
+def _mapping_requests(mapping: Mapping[Any, Any]) -> list[HintRequest]:
+    requests: list[HintRequest] = []
+    for relation, indexes in mapping.items():
+        names = (indexes,) if isinstance(indexes, str) else tuple(indexes) if isinstance(indexes, Sequence) else ()
+        if not isinstance(relation, str) or not names or not all(isinstance(name, str) for name in names):
+            raise HintError(f"index_hints mapping takes relation -> index name(s), got {relation!r}: {indexes!r}")
+        requests.append(RelationIndexes(relation, names))
+    return requests
+
+
 def hint_requests(index_hints: IndexHintsArg) -> tuple[HintRequest, ...]:
     """The caller's ``index_hints`` as an immutable, hashable tuple (hint text is parsed here).
 
     >>> hint_requests(["orders_customer_idx", "HashJoin(o c)"])
     (NamedIndex(name='orders_customer_idx'), JoinHint(kind=<JoinMethod.HASH_JOIN: 'HashJoin'>, relations=('o', 'c')))
+    >>> hint_requests([{"o": "orders_customer_idx"}])
+    (RelationIndexes(relation='o', indexes=('orders_customer_idx',)),)
     """
     if index_hints is None:
         return ()
     if isinstance(index_hints, HintSet):
         return index_hints.hints
     if isinstance(index_hints, Mapping):
-        requests: list[HintRequest] = []
-        for relation, indexes in index_hints.items():
-            names = (indexes,) if isinstance(indexes, str) else tuple(indexes)
-            if not isinstance(relation, str) or not names or not all(isinstance(name, str) for name in names):
-                raise HintError(f"index_hints mapping takes relation -> index name(s), got {relation!r}: {indexes!r}")
-            requests.append(RelationIndexes(relation, names))
-        return tuple(requests)
+        return tuple(_mapping_requests(index_hints))
     items: Sequence[object] = [index_hints] if isinstance(index_hints, str) else index_hints
     if not isinstance(items, Sequence):
         raise HintError(f"index_hints must be a name, a sequence, a mapping or a HintSet, got {index_hints!r}")
-    requests = []
+    requests: list[HintRequest] = []
     for item in items:
-        if isinstance(item, HINT_TYPES):
+        if isinstance(item, Mapping):
+            requests.extend(_mapping_requests(item))
+        elif isinstance(item, HINT_TYPES):
             requests.append(item)  # type: ignore[arg-type]  # HINT_TYPES holds exactly the Hint union
         elif isinstance(item, (NamedIndex, RelationIndexes)):
             requests.append(item)

@@ -29,12 +29,14 @@ of its own. A text prepared once is served from a dictionary, in the loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Hashable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -49,33 +51,48 @@ from queryopt.errors import ConfigurationError, QueryError, QueryRejected
 from queryopt.hints import HintRules
 from queryopt.hints.effect import HINT_PLAN_ACTIVE_SQL
 from queryopt.optimizer.async_execution import AsyncConnection, AsyncExecutor
+from queryopt.optimizer.connecting import check_connection_async
 from queryopt.optimizer.core import (
     CacheDecision,
     CallPlan,
     RowShape,
     cache_decision,
     cache_key,
+    check_cache_scope,
     check_options,
     plan_call,
     plan_transaction_call,
     shape_rows,
 )
-from queryopt.optimizer.execution import Connection, Params
+from queryopt.optimizer.execution import (
+    Connection,
+    Params,
+    assume_statement_timeout,
+    known_statement_timeout,
+    pool_connection_kwargs,
+)
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
 from queryopt.optimizer.limits import overloaded
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import (
+    CUSTOM_SETTINGS_SQL,
     IDENTIFY_SQL,
+    POLICY_SETTINGS_SQL,
     VIEW_SOURCES_SQL,
     CallPreparer,
     IndexHints,
     PreparedCall,
+    SessionIdentity,
+    custom_setting_names,
     freeze_hints,
     identity_from_row,
     view_sources,
+    with_custom_settings,
 )
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
+
+logger = logging.getLogger("queryopt")
 
 __all__ = ["AsyncOptimizer", "AsyncTransaction", "configure_async", "optimize_query_async"]
 
@@ -129,6 +146,7 @@ class AsyncOptimizer(FrontEnd):
         settings: Settings | None = None,
         cache: ResultCache | None = None,
         hint_rules: HintRules | None = None,
+        cache_scope: Hashable = None,
         recorder: SlowQueryRecorder | None = None,
         query_stats: QueryStats | None = None,
         min_size: int = 1,
@@ -143,6 +161,7 @@ class AsyncOptimizer(FrontEnd):
         self.analysis_processes = analysis_processes
         self._analysts: ProcessPoolExecutor | None = None
         dsn = self._settle(dsn, settings, cache, has_pool=pool is not None)
+        self._dsn = dsn
         self._owns_pool = pool is None
         if pool is None:
             options = self._pool_options(min_size=min_size, max_size=max_size, name="queryopt-async")
@@ -155,7 +174,10 @@ class AsyncOptimizer(FrontEnd):
         extra = {key: value for key, value in kwargs.items() if key not in _NOT_CONNINFO}
         conninfo = make_conninfo(pool.conninfo if isinstance(pool.conninfo, str) else dsn, **extra)
         self._catalog = _CatalogConnection(conninfo, self.settings)
-        self.preparer = CallPreparer(self.settings, connect=self._catalog.connection, hint_rules=hint_rules)
+        check_cache_scope(cache_scope)
+        self.preparer = CallPreparer(
+            self.settings, connect=self._catalog.connection, hint_rules=hint_rules, cache_scope=cache_scope
+        )
         self._calls = self.preparer.calls
         self._texts = self.preparer.texts
         self._observe_into(recorder, query_stats, conninfo, source="optimize_query_async")
@@ -173,6 +195,8 @@ class AsyncOptimizer(FrontEnd):
         async with self._open_lock:
             if not self._opened:
                 if self._owns_pool:
+                    # A bad DSN fails here, at once, with libpq's reason (the pool would retry until its timeout).
+                    await check_connection_async(self._dsn, pool_connection_kwargs(self.settings))
                     await self.pool.open(wait=True, timeout=self.settings.timeout.connect)
                 if self.preparer.identity is None:
                     async with self.pool.connection() as conn:
@@ -191,14 +215,21 @@ class AsyncOptimizer(FrontEnd):
         await self._learn(conn)
 
     async def _learn(self, conn: AsyncConnection) -> None:
-        identity = identity_from_row(conn.info.host, await (await conn.execute(IDENTIFY_SQL)).fetchone())
-        if identity != self.preparer.identity:
+        preparer = self.preparer
+        policy_settings = preparer.policy_settings
+        identity = await _identify(conn, policy_settings)
+        if preparer.new_database(identity):
+            policy_settings = tuple(str(name) for (name,) in await (await conn.execute(POLICY_SETTINGS_SQL)).fetchall())
+            if set(policy_settings) - set(preparer.policy_settings):
+                identity = await _identify(conn, policy_settings)
+        if identity != preparer.identity:
             active = bool(await (await conn.execute(HINT_PLAN_ACTIVE_SQL)).fetchall())
             views = view_sources(await (await conn.execute(VIEW_SOURCES_SQL)).fetchall())
-            self.preparer.adopt(identity, active, views)
+            preparer.adopt(identity, active, views, policy_settings)
 
     async def close(self) -> None:
         """Flush the recorder, close the pool if this optimizer opened it and the catalog connection."""
+        await asyncio.to_thread(self._stop_watching)
         if self._owns_recorder and self.observer.recorder is not None:
             await asyncio.to_thread(self.observer.recorder.close)
         await self.executor.close()
@@ -225,7 +256,7 @@ class AsyncOptimizer(FrontEnd):
     # -- preparation -------------------------------------------------------------------------------------
 
     async def prepare(self, sql: str, index_hints: IndexHints = None, *, has_params: bool = True) -> PreparedCall:
-        """Analyse ``sql`` and validate its hints in a worker thread, once per distinct text."""
+        """Analyse ``sql`` (in the worker process) and validate its hints (in a thread), once per distinct text."""
         if not self._opened:
             await self.open()
         key = (sql, None if index_hints is None else freeze_hints(index_hints), has_params)
@@ -242,9 +273,19 @@ class AsyncOptimizer(FrontEnd):
     async def _analyze(self, sql: str) -> Analysis:
         """``analyze(sql)`` away from the event loop: in the worker process, else a thread."""
         analysts = self._analysts
-        if analysts is None:
-            return await asyncio.to_thread(analyze, sql)
-        return await asyncio.get_running_loop().run_in_executor(analysts, analyze_uncached, sql)
+        if analysts is not None:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(analysts, analyze_uncached, sql)
+            except BrokenProcessPool:
+                self._analysts = None
+                analysts.shutdown(wait=False)
+                logger.warning(
+                    "queryopt: the analysis worker process could not start, so SQL is analysed in a thread "
+                    "(a long new statement can then stall the event loop). The usual cause is a script "
+                    'without `if __name__ == "__main__":` around its entry point (the worker imports the '
+                    "script again) or one read from standard input; pass analysis_processes=0 to skip the worker."
+                )
+        return await asyncio.to_thread(analyze, sql)
 
     async def cache_decision(self, sql: str, params: Params = None) -> CacheDecision:
         """Whether results of ``sql`` with ``params`` may be cached, and if not, why."""
@@ -262,18 +303,26 @@ class AsyncOptimizer(FrontEnd):
         timeout: float | None = None,
         index_hints: IndexHints = None,
         retries: int | None = None,
+        cache_scope: Hashable = None,
     ) -> Coroutine[Any, Any, QueryResult]:
         """Run one statement; the options mean what they mean in :meth:`queryopt.Optimizer.execute`."""
         # A prepared text, no cache, no options: the run's own coroutine is returned to be awaited, so the
         # call costs one coroutine fewer. Everything else (and every error) waits for the await, as before.
         call = self._texts.get(sql) if index_hints is None and params is not None and self._opened else None
-        if call is not None and not use_cache and ttl is None and timeout is None and retries is None:
+        if (
+            call is not None
+            and not use_cache
+            and ttl is None
+            and timeout is None
+            and retries is None
+            and cache_scope is None
+        ):
             try:
                 plan = plan_call(self.cache, call, params, None, use_cache=False, ttl=None, timeout=None, retries=None)
             except QueryError as exc:
                 return _raising(exc)
             return self._run(plan)
-        return self._execute(sql, params, use_cache, ttl, timeout, index_hints, retries)
+        return self._execute(sql, params, use_cache, ttl, timeout, index_hints, retries, cache_scope)
 
     async def _execute(
         self,
@@ -284,6 +333,7 @@ class AsyncOptimizer(FrontEnd):
         timeout: float | None,
         index_hints: IndexHints,
         retries: int | None,
+        cache_scope: Hashable,
     ) -> QueryResult:
         """:meth:`execute` when it needs to await before running: a new text, the cache, options to check."""
         call = self._texts.get(sql) if index_hints is None and params is not None and self._opened else None
@@ -291,14 +341,16 @@ class AsyncOptimizer(FrontEnd):
             call = await self.prepare(sql, index_hints, has_params=params is not None)
         if ttl is not None or timeout is not None or retries is not None:
             check_options(ttl, timeout, retries)
-        key = cache_key(call, params) if use_cache else None
+        if cache_scope is not None:
+            check_cache_scope(cache_scope)
+        key = cache_key(call, params, cache_scope) if use_cache else None
         if key is not None:
             if self._telemetry is None:
                 hit = await self.cache.aget(key, call.version_keys)
             else:  # telemetry on: a hit is timed and reported too
                 started = time.perf_counter()
                 if (hit := await self.cache.aget(key, call.version_keys)) is not None:
-                    self.served(call, started)
+                    self._served(call, started)
             if hit is not None:
                 return hit
         plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
@@ -320,12 +372,12 @@ class AsyncOptimizer(FrontEnd):
                 pending = tx.invalidations
                 result = await self.executor.run_on(tx.conn, plan.call.statement, plan.params, limit_ms=plan.limit_ms)
         except QueryError as exc:
-            await self._invalidate(self.failed(plan, started, exc, pending))
+            await self._invalidate(self._run_failed(plan, started, exc, pending))
             raise
         except asyncio.CancelledError:
-            await self._invalidate(self.failed(plan, started, None, pending))  # cancelled mid-write: assume done
+            await self._invalidate(self._run_failed(plan, started, None, pending))  # cancelled mid-write: assume done
             raise
-        tables = self.finished(plan, started, result, pending)
+        tables = self._run_finished(plan, started, result, pending)
         if tables != ():  # most calls invalidate nothing: no coroutine for them
             await self.cache.abump(self.preparer.scope, tables)
         return result
@@ -338,7 +390,7 @@ class AsyncOptimizer(FrontEnd):
         try:
             gate = await limiter.acquire_async(plan.call.analysis.fingerprint)
         except QueryRejected as exc:
-            self.rejected(plan, exc)
+            self._rejected(plan, exc)
             raise
         started = time.perf_counter()
         dropped = False
@@ -365,10 +417,18 @@ class AsyncOptimizer(FrontEnd):
         timeout: float | None = None,
         index_hints: IndexHints = None,
         retries: int | None = None,
+        cache_scope: Hashable = None,
     ) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
         """Like :meth:`execute`, returning the rows as a list of tuples, or of dicts with ``rows="dict"``."""
         result = await self.execute(
-            sql, params, use_cache=use_cache, ttl=ttl, timeout=timeout, index_hints=index_hints, retries=retries
+            sql,
+            params,
+            use_cache=use_cache,
+            ttl=ttl,
+            timeout=timeout,
+            index_hints=index_hints,
+            retries=retries,
+            cache_scope=cache_scope,
         )
         return list(result.rows) if rows == "tuple" else shape_rows(result, rows)
 
@@ -379,8 +439,16 @@ class AsyncOptimizer(FrontEnd):
             await self.open()
         async with self.executor.connection() as conn:  # an idle leased one, never one a call is using
             tx = AsyncTransaction(self, conn)
-            async with conn.transaction():
-                yield tx
+            limit_before = known_statement_timeout(conn)
+            committed = body_ended = False
+            try:
+                async with conn.transaction():
+                    yield tx
+                    body_ended = True  # skipped when a psycopg.Rollback ends the block quietly
+                committed = body_ended
+            finally:
+                if not committed:  # the rollback put back the session's limit from before the transaction
+                    assume_statement_timeout(conn, limit_before)
         for tables in tx.invalidations:
             await self.cache.abump(self.preparer.scope, tables)
 
@@ -389,6 +457,15 @@ class AsyncOptimizer(FrontEnd):
         if not self._opened:
             await self.open()
         await self.cache.abump(self.preparer.scope, None if table is None else [table])
+
+
+async def _identify(conn: AsyncConnection, custom_settings: Sequence[str]) -> SessionIdentity:
+    """:func:`queryopt.optimizer.preparation.identify` for an asyncio connection."""
+    identity = identity_from_row(conn.info.host, await (await conn.execute(IDENTIFY_SQL)).fetchone())
+    names = custom_setting_names(conn, custom_settings)
+    if not names:
+        return identity
+    return with_custom_settings(identity, await (await conn.execute(CUSTOM_SETTINGS_SQL, [names])).fetchall())
 
 
 class AsyncTransaction:
@@ -445,6 +522,7 @@ async def optimize_query_async(
     index_hints: IndexHints = None,
     retries: int | None = None,
     rows: RowShape = "tuple",
+    cache_scope: Hashable = None,
 ) -> list[Any]:
     """Run one statement through the event loop's default :class:`AsyncOptimizer` and return its rows.
 
@@ -461,6 +539,13 @@ async def optimize_query_async(
     else:
         optimizer = default[1]
     result = await optimizer.execute(
-        sql, params, use_cache=use_cache, ttl=ttl, timeout=timeout, index_hints=index_hints, retries=retries
+        sql,
+        params,
+        use_cache=use_cache,
+        ttl=ttl,
+        timeout=timeout,
+        index_hints=index_hints,
+        retries=retries,
+        cache_scope=cache_scope,
     )
     return shape_rows(result, rows)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,18 +29,27 @@ from queryopt.cache import ResultCache
 from queryopt.config import Settings
 from queryopt.errors import QueryError, QueryRejected
 from queryopt.hints import HintRules
+from queryopt.optimizer.connecting import check_connection
 from queryopt.optimizer.core import (
     CacheDecision,
     CallPlan,
     RowShape,
     cache_decision,
     cache_key,
+    check_cache_scope,
     check_options,
     plan_call,
     plan_transaction_call,
     shape_rows,
 )
-from queryopt.optimizer.execution import Connection, Executor, Params
+from queryopt.optimizer.execution import (
+    Connection,
+    Executor,
+    Params,
+    assume_statement_timeout,
+    known_statement_timeout,
+    pool_connection_kwargs,
+)
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
 from queryopt.optimizer.limits import overloaded
 from queryopt.optimizer.live_stats import QueryStats
@@ -62,7 +71,9 @@ class Optimizer(FrontEnd):
     """Runs queries on a PostgreSQL database with hints, timeouts, retries, caching and recording.
 
     Give it a ``dsn`` (it then owns a pool) or a psycopg ``pool`` of your own. A ``cache`` may be
-    shared between optimizers: keys carry the database and role, so results never cross them.
+    shared between optimizers: keys carry the database, the role and the session's settings (those
+    of the connection string, of a pool ``configure`` hook, and custom ones that row-level-security
+    policies read), plus ``cache_scope`` when given, so results never cross roles or tenants.
     """
 
     def __init__(
@@ -73,6 +84,7 @@ class Optimizer(FrontEnd):
         settings: Settings | None = None,
         cache: ResultCache | None = None,
         hint_rules: HintRules | None = None,
+        cache_scope: Hashable = None,
         recorder: SlowQueryRecorder | None = None,
         query_stats: QueryStats | None = None,
         min_size: int = 1,
@@ -85,10 +97,14 @@ class Optimizer(FrontEnd):
         self.pool = pool
         self._limit_to(pool.max_size)
         self.executor = Executor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
-        self.preparer = CallPreparer(self.settings, connect=self.executor.connection, hint_rules=hint_rules)
+        check_cache_scope(cache_scope)
+        self.preparer = CallPreparer(
+            self.settings, connect=self.executor.connection, hint_rules=hint_rules, cache_scope=cache_scope
+        )
         self._texts = self.preparer.texts
         self._cache_get = self.cache.get
         if self._owns_pool:
+            check_connection(dsn, pool_connection_kwargs(self.settings))  # a bad DSN fails here, at once
             pool.open(wait=True, timeout=self.settings.timeout.connect)
         if self.preparer.identity is None:
             with pool.connection() as conn:
@@ -119,13 +135,16 @@ class Optimizer(FrontEnd):
         timeout: float | None = None,
         index_hints: IndexHints = None,
         retries: int | None = None,
+        cache_scope: Hashable = None,
     ) -> QueryResult:
         """Run one statement and return its :class:`~queryopt.result.QueryResult`.
 
         ``use_cache`` serves and stores cacheable reads (``ttl`` seconds, default from the policy);
         ``timeout`` (seconds) overrides the statement timeout for this call; ``retries`` the number
         of tries in all; ``index_hints`` names indexes (``["orders_customer_idx"]``), maps tables or
-        aliases to indexes (``{"o": "orders_customer_idx"}``) or gives hint objects.
+        aliases to indexes (``{"o": "orders_customer_idx"}``) or gives hint objects. ``cache_scope``
+        (a string, number or tuple of them) is added to the cache key, for results that depend on
+        something the session does not show (a tenant picked inside the statement).
         """
         call = self._texts.get(sql) if index_hints is None and params is not None else None
         if call is None:
@@ -133,7 +152,9 @@ class Optimizer(FrontEnd):
         if ttl is not None or timeout is not None or retries is not None:
             check_options(ttl, timeout, retries)
         if use_cache:
-            key = cache_key(call, params)
+            if cache_scope is not None:
+                check_cache_scope(cache_scope)
+            key = cache_key(call, params, cache_scope)
             if key is not None:
                 if self._telemetry is None:
                     if (hit := self._cache_get(key, call.version_keys)) is not None:
@@ -141,9 +162,11 @@ class Optimizer(FrontEnd):
                 else:  # telemetry on: a hit is timed and reported too
                     started = time.perf_counter()
                     if (hit := self._cache_get(key, call.version_keys)) is not None:
-                        self.served(call, started)
+                        self._served(call, started)
                         return hit
         else:
+            if cache_scope is not None:
+                check_cache_scope(cache_scope)
             key = None
         plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
         if plan.key is None:
@@ -164,9 +187,9 @@ class Optimizer(FrontEnd):
                 pending = tx.invalidations
                 result = self.executor.run_on(tx.conn, plan.call.statement, plan.params, limit_ms=plan.limit_ms)
         except QueryError as exc:
-            self._invalidate(self.failed(plan, started, exc, pending))
+            self._invalidate(self._run_failed(plan, started, exc, pending))
             raise
-        self._invalidate(self.finished(plan, started, result, pending))
+        self._invalidate(self._run_finished(plan, started, result, pending))
         return result
 
     def _run_limited(self, plan: CallPlan) -> QueryResult:
@@ -177,7 +200,7 @@ class Optimizer(FrontEnd):
         try:
             gate = limiter.acquire(plan.call.analysis.fingerprint)
         except QueryRejected as exc:
-            self.rejected(plan, exc)
+            self._rejected(plan, exc)
             raise
         started = time.perf_counter()
         dropped = False
@@ -204,10 +227,18 @@ class Optimizer(FrontEnd):
         timeout: float | None = None,
         index_hints: IndexHints = None,
         retries: int | None = None,
+        cache_scope: Hashable = None,
     ) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
         """Like :meth:`execute`, returning the rows as a list of tuples, or of dicts with ``rows="dict"``."""
         result = self.execute(
-            sql, params, use_cache=use_cache, ttl=ttl, timeout=timeout, index_hints=index_hints, retries=retries
+            sql,
+            params,
+            use_cache=use_cache,
+            ttl=ttl,
+            timeout=timeout,
+            index_hints=index_hints,
+            retries=retries,
+            cache_scope=cache_scope,
         )
         return list(result.rows) if rows == "tuple" else shape_rows(result, rows)
 
@@ -216,8 +247,16 @@ class Optimizer(FrontEnd):
         """Run several statements in one transaction; their writes invalidate the cache after the commit."""
         with self.executor.connection() as conn:  # an idle leased one, never one a call is using
             tx = Transaction(self, conn)
-            with conn.transaction():
-                yield tx
+            limit_before = known_statement_timeout(conn)
+            committed = body_ended = False
+            try:
+                with conn.transaction():
+                    yield tx
+                    body_ended = True  # skipped when a psycopg.Rollback ends the block quietly
+                committed = body_ended
+            finally:
+                if not committed:  # the rollback put back the session's limit from before the transaction
+                    assume_statement_timeout(conn, limit_before)
         for tables in tx.invalidations:
             self.cache.bump(self.preparer.scope, tables)
 
@@ -230,7 +269,8 @@ class Optimizer(FrontEnd):
         return self._stats_with(self.executor.stats())
 
     def close(self) -> None:
-        """Flush the recorder, stop the watchdog, close the pool if this optimizer opened it."""
+        """Flush the recorder, stop the watchdog and the pin watcher, close the pool if this optimizer opened it."""
+        self._stop_watching()
         if self._owns_recorder and self.recorder is not None:
             self.recorder.close()
         self.executor.close()
@@ -299,11 +339,19 @@ def optimize_query(
     index_hints: IndexHints = None,
     retries: int | None = None,
     rows: RowShape = "tuple",
+    cache_scope: Hashable = None,
 ) -> list[Any]:
     """Run one statement through the default optimizer and return its rows (see :meth:`Optimizer.execute`)."""
     optimizer = _default if _default is not None else default_optimizer()
     result = optimizer.execute(
-        sql, params, use_cache=use_cache, ttl=ttl, timeout=timeout, index_hints=index_hints, retries=retries
+        sql,
+        params,
+        use_cache=use_cache,
+        ttl=ttl,
+        timeout=timeout,
+        index_hints=index_hints,
+        retries=retries,
+        cache_scope=cache_scope,
     )
     return list(result.rows) if rows == "tuple" else shape_rows(result, rows)
 

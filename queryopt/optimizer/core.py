@@ -4,17 +4,16 @@ Everything here is pure and never blocks: a driver asks :func:`plan_call` what
 a call is (its limits, whether and under which key the cache is consulted, what
 the outcome is called), then only runs I/O — blocking or awaited — around it.
 What happens after the run (observation, which tables to invalidate) is
-:meth:`queryopt.optimizer.frontend.FrontEnd.finished` and ``failed``.
+``FrontEnd._run_finished`` and ``_run_failed`` in :mod:`queryopt.optimizer.frontend`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from queryopt.analysis import Analysis, StatementKind
 from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
 from queryopt.cache.api import SCALAR_TYPES
 from queryopt.errors import ConfigurationError, QueryError
@@ -29,7 +28,9 @@ __all__ = [
     "cache_decision",
     "cache_key",
     "call_limit",
+    "check_cache_scope",
     "check_options",
+    "check_params",
     "check_retries",
     "check_ttl",
     "plan_call",
@@ -68,12 +69,15 @@ class CallPlan:
     ttl: float | None
 
 
-def cache_key(call: PreparedCall, params: Params) -> Hashable | None:
-    """The cache key of ``call`` with ``params``, or ``None`` when the call must bypass the cache."""
+def cache_key(call: PreparedCall, params: Params, cache_scope: Hashable = None) -> Hashable | None:
+    """The cache key of ``call`` with ``params``, or ``None`` when the call must bypass the cache.
+
+    ``cache_scope`` is the caller's own part of the key (a tenant the server cannot show).
+    """
     if call.bypass_reasons:
         return None
     kind = type(params)
-    if (kind is list or kind is tuple) and len(params) == 1:  # type: ignore[arg-type]
+    if cache_scope is None and (kind is list or kind is tuple) and len(params) == 1:  # type: ignore[arg-type]
         # A primary-key lookup, on every cache hit: a flat key (one tuple to build and hash), without a call.
         # Its length (3) keeps it apart from every (prefix, canonical parameters) key.
         value = params[0]  # type: ignore[index]
@@ -81,9 +85,26 @@ def cache_key(call: PreparedCall, params: Params) -> Hashable | None:
         if value_kind in SCALAR_TYPES:
             return (call.cache_prefix, value_kind, value)
     try:
-        return (call.cache_prefix, canonical_params(params))
-    except UnkeyableParams:
+        prefix = call.cache_prefix if cache_scope is None else (call.cache_prefix, cache_scope)
+        return (prefix, canonical_params(params))
+    except (UnkeyableParams, TypeError):  # TypeError: not a parameter list at all (plan_call says so)
         return None
+
+
+def check_cache_scope(cache_scope: object) -> None:
+    """Refuse a ``cache_scope`` that cannot be part of a key: it must be hashable, with a stable ``repr``
+    (Redis keys are digests of it), so strings, numbers and tuples of them."""
+    if not _plain_scope(cache_scope):
+        raise ConfigurationError(
+            f"cache_scope must be a string, a number or a tuple of them, got {cache_scope!r:.80}",
+            setting="cache_scope",
+        )
+
+
+def _plain_scope(value: object) -> bool:
+    if isinstance(value, tuple):
+        return all(_plain_scope(item) for item in value)
+    return value is None or isinstance(value, (str, int, float))
 
 
 def check_options(ttl: float | None, timeout: float | None, retries: int | None) -> None:
@@ -112,6 +133,8 @@ def plan_call(
 
     A driver looks the key up itself first, so that a hit costs no plan."""
     refuse_session_settings(call)
+    if params is None or type(params) not in _PARAM_CONTAINERS:
+        check_params(call, params)
     limit = None if timeout is None else call_limit(timeout)
     if not use_cache:
         return CallPlan(call, params, limit, retries, "off", None, None)
@@ -124,7 +147,32 @@ def plan_call(
 def plan_transaction_call(call: PreparedCall, params: Params, timeout: float | None) -> CallPlan:
     """A call inside an explicit transaction: no cache, no retries; a SET that would outlive it refused."""
     refuse_session_settings_in_transaction(call)
+    check_params(call, params)
     return CallPlan(call, params, None if timeout is None else call_limit(timeout), None, "off", None, None)
+
+
+_PARAM_CONTAINERS: Final = frozenset({list, tuple, dict})
+
+
+def check_params(call: PreparedCall, params: object) -> None:
+    """Refuse parameters that cannot match the statement's placeholders, before the server says "syntax error"."""
+    analysis = call.analysis
+    if params is None:
+        if analysis.placeholder_count:
+            raise QueryError(
+                f"the statement has {analysis.placeholder_count} placeholder(s) ({analysis.placeholder_style.value} "
+                "style) but no parameters were passed: pass them as the second argument, e.g. "
+                "execute(sql, [value]) (write a literal % as %%)",
+                sql=analysis.sql,
+                fingerprint=analysis.fingerprint,
+            )
+        return
+    if isinstance(params, (str, bytes)) or not isinstance(params, (Sequence, Mapping)):
+        raise ConfigurationError(
+            f"params must be a list or tuple of values (or a mapping for %(name)s placeholders), got "
+            f"{type(params).__name__}: wrap a single value as [value]",
+            setting="params",
+        )
 
 
 def cache_decision(call: PreparedCall, params: Params) -> CacheDecision:
@@ -175,21 +223,32 @@ def _check_seconds(name: str, value: object) -> None:
 
 
 def refuse_session_settings(call: PreparedCall) -> None:
-    """SET/RESET outside a transaction would change whichever pooled connection ran it: refuse them."""
-    if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis):
+    """A change of session settings outside a transaction would stay on whichever pooled connection ran it."""
+    change = call.analysis.session_change  # decided once per text by the analysis
+    if change is not None and change.refused(in_transaction=False):
+        effect = (
+            "would change the pooled connection for the calls that follow"
+            if change.outlives_transaction
+            else "means nothing on a pooled connection that commits every call"
+        )
         raise QueryError(
-            "SET/RESET outside a transaction would not last: pooled connections serve other calls next. "
-            "Put settings in the connection string, or use Optimizer.transaction() with SET LOCAL",
+            f"{change.form} outside a transaction {effect}; instead, {change.advice}",
             sql=call.analysis.sql,
             fingerprint=call.analysis.fingerprint,
         )
 
 
 def refuse_session_settings_in_transaction(call: PreparedCall) -> None:
-    """A plain SET committed in a transaction would stay on the pooled connection: refuse it (SET LOCAL is fine)."""
-    if call.analysis.kind is StatementKind.UTILITY and _changes_session(call.analysis, in_transaction=True):
+    """A session-level change committed in a transaction would stay on the pooled connection (SET LOCAL is fine)."""
+    change = call.analysis.session_change
+    if change is not None and change.refused(in_transaction=True):
+        effect = (
+            "would outlive this transaction on a pooled connection"
+            if change.outlives_transaction
+            else "would end the transaction that Optimizer.transaction() commits or rolls back"
+        )
         raise QueryError(
-            "SET/RESET would outlive this transaction on a pooled connection: use SET LOCAL",
+            f"{change.form} {effect}; instead, {change.advice}",
             sql=call.analysis.sql,
             fingerprint=call.analysis.fingerprint,
         )
@@ -202,14 +261,3 @@ def shape_rows(result: QueryResult, rows: RowShape) -> list[Any]:
     if rows == "dict":
         return result.as_dicts()
     raise ConfigurationError(f"rows must be 'tuple' or 'dict', got {rows!r}", setting="rows")
-
-
-def _changes_session(analysis: Analysis, *, in_transaction: bool = False) -> bool:
-    words = analysis.sql[analysis.head.body_start :].split(None, 2)[:2]
-    verb, scope = (word.upper() for word in [*words, "", ""][:2])
-    if verb == "RESET":
-        return True
-    if verb != "SET" or scope == "LOCAL":
-        return False
-    # SET TRANSACTION / SET CONSTRAINTS last only for the transaction: fine inside one.
-    return not (in_transaction and scope in {"TRANSACTION", "CONSTRAINTS"})

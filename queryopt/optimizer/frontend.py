@@ -23,6 +23,7 @@ from queryopt.optimizer.limits import ConcurrencyLimiter, open_limiter
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.observation import CallObserver, open_recorder
 from queryopt.optimizer.preparation import CallPreparer, PreparedCall
+from queryopt.plans.watcher import PinWatcher
 from queryopt.recorder import SlowQueryRecorder
 from queryopt.result import QueryResult
 from queryopt.telemetry import telemetry_for
@@ -55,6 +56,8 @@ class FrontEnd:
     preparer: CallPreparer
     observer: CallObserver
     cache: ResultCache
+    pin_watcher: PinWatcher | None = None
+    """Reads the stored pins in the background (``None``: pins are not applied, ``PlanGuardPolicy.watch_pins``)."""
     _owns_recorder: bool
     _telemetry: Telemetry | None
     limiter: ConcurrencyLimiter | None = None
@@ -102,6 +105,24 @@ class FrontEnd:
         self._telemetry = self.observer.telemetry
         if self._telemetry is not None:
             self._telemetry.watch_cache(self.cache)
+        self._watch_pins(conninfo)
+
+    def _watch_pins(self, conninfo: str) -> None:
+        """Apply the pins stored where queryopt's tables are (the recorder's database) to this front end."""
+        policy = self.settings.plans
+        if policy.watch_pins and conninfo:
+            self.pin_watcher = PinWatcher(
+                self.settings.recorder.dsn or conninfo,
+                self.preparer.use_pins,
+                policy=policy,
+                schema=self.settings.recorder.schema,
+                application_conninfo=conninfo,
+            )
+
+    def _stop_watching(self) -> None:
+        watcher, self.pin_watcher = self.pin_watcher, None
+        if watcher is not None:
+            watcher.close()
 
     @property
     def hint_mode(self) -> HintMode:
@@ -137,7 +158,7 @@ class FrontEnd:
 
     # -- after a run: the same steps for every driver ------------------------------------------------
 
-    def finished(self, plan: CallPlan, started: float, result: QueryResult, pending: Pending | None) -> Tables:
+    def _run_finished(self, plan: CallPlan, started: float, result: QueryResult, pending: Pending | None) -> Tables:
         """Observe a successful run; the tables whose cached results to invalidate now (``()``: none)."""
         if not self.observer.quick(plan.call, time.perf_counter() - started):
             self._observe_plan(plan, started, result.rowcount, None)
@@ -145,7 +166,7 @@ class FrontEnd:
             return ()
         return _invalidation(plan, pending, happened=True)
 
-    def failed(self, plan: CallPlan, started: float, error: QueryError | None, pending: Pending | None) -> Tables:
+    def _run_failed(self, plan: CallPlan, started: float, error: QueryError | None, pending: Pending | None) -> Tables:
         """Observe a failed run (``error`` ``None``: cancelled by the caller, not observed); what to invalidate.
 
         A write whose outcome is unknown (the connection was lost, the caller cancelled) is assumed done.
@@ -154,11 +175,11 @@ class FrontEnd:
             self._observe_plan(plan, started, None, error)
         return _invalidation(plan, pending, happened=error is None or error.sqlstate is None)
 
-    def served(self, call: PreparedCall, started: float) -> None:
+    def _served(self, call: PreparedCall, started: float) -> None:
         """A call answered from the cache (``started``: ``perf_counter()`` before the lookup): telemetry only."""
         self.observer.served_from_cache(call, time.perf_counter() - started, self.preparer.identity)
 
-    def rejected(self, plan: CallPlan, error: QueryRejected) -> None:
+    def _rejected(self, plan: CallPlan, error: QueryRejected) -> None:
         """Record a call its fingerprint's concurrency limit turned away (it never ran)."""
         self.observer.rejected(
             plan.call, error, identity=self.preparer.identity, params=plan.params, cache_outcome=plan.cache_outcome

@@ -12,12 +12,22 @@ address it connects through: the cluster's system identifier, the postmaster's
 start time (a restarted or failed-over server starts a new scope, so nothing
 cached before is served after) and the database. Table versions live in that
 scope: a write by any role invalidates every role's results of that table.
-Cache keys add the role and search_path, so results never cross roles.
+
+Cache keys add everything about the session that can change a result, read back
+from the server once per new connection, so results never cross roles or tenants:
+the role, the ``search_path``, every setting whose value is not the server's own
+(``pg_settings`` rows set by the connection string, a pool ``configure`` hook,
+``ALTER ROLE/DATABASE … SET``), and the custom settings (``app.tenant``) that the
+connection string's options name or that a row-level-security policy reads with
+``current_setting``. An optimizer's ``cache_scope`` (and a call's) is added to them,
+for what the server cannot show (a tenant picked inside the statement).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -32,13 +42,18 @@ from queryopt.hints import Catalog, HintRules, HintSet, hint_plan_active, plan_h
 from queryopt.optimizer.execution import Connection, Statement
 
 __all__ = [
+    "CUSTOM_SETTINGS_SQL",
     "IDENTIFY_SQL",
+    "POLICY_SETTINGS_SQL",
     "CallPreparer",
     "IndexHints",
     "PreparedCall",
     "SessionIdentity",
+    "custom_setting_names",
     "identify",
     "identity_from_row",
+    "option_settings",
+    "with_custom_settings",
 ]
 
 logger = logging.getLogger("queryopt")
@@ -60,6 +75,8 @@ class SessionIdentity:
     """The postmaster's start time in epoch seconds: a restart or failover changes it."""
     server: str
     """The cluster's system identifier, the same whichever address a client connects through."""
+    settings: str = ""
+    """The session's settings that can change a result, ``name=value`` lines (see the module)."""
 
     @property
     def scope(self) -> Hashable:
@@ -68,28 +85,76 @@ class SessionIdentity:
 
     @property
     def session_scope(self) -> Hashable:
-        """The database, role and search_path: what cached results never cross."""
-        return (self.server, self.started, self.database, self.role, self.search_path)
+        """The database, role, search_path and settings: what cached results never cross."""
+        return (self.server, self.started, self.database, self.role, self.search_path, self.settings)
 
 
 IDENTIFY_SQL = (
     "SELECT current_database(), current_user, current_setting('search_path'),"
-    " extract(epoch FROM pg_postmaster_start_time())::text, system_identifier::text"
+    " extract(epoch FROM pg_postmaster_start_time())::text, system_identifier::text,"
+    " (SELECT coalesce(string_agg(name || '=' || setting, E'\\n' ORDER BY name), '') FROM pg_settings"
+    # Server-wide sources are the same for every session; the limits queryopt itself sets change no rows.
+    "   WHERE source NOT IN ('default', 'override', 'configuration file', 'command line', 'environment variable',"
+    "     'global')"
+    "   AND name NOT IN ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout',"
+    "     'idle_session_timeout', 'application_name'))"
     " FROM pg_control_system()"
 )
 """One round trip that identifies a connection; the async optimizer sends it too."""
+
+POLICY_SETTINGS_SQL = (
+    "SELECT DISTINCT lower(m[1]) FROM pg_policy,"
+    " regexp_matches(coalesce(pg_get_expr(polqual, polrelid), '') || ' '"
+    " || coalesce(pg_get_expr(polwithcheck, polrelid), ''), 'current_setting\\(''([^'']+)''', 'g') AS m"
+)
+"""The settings row-level-security policies read: custom ones (``app.tenant``) are not in ``pg_settings``."""
+
+CUSTOM_SETTINGS_SQL = "SELECT name, current_setting(name, true) FROM unnest(%s::text[]) AS name ORDER BY name"
+"""Values of named settings (``NULL`` when not set in this session)."""
+
+_OPTION_SETTING = re.compile(r"(?:-c\s*|--)([A-Za-z_][\w$]*\.[\w$.]+)=")
 
 
 def identity_from_row(host: str, row: tuple[Any, ...] | None) -> SessionIdentity:
     """The identity :data:`IDENTIFY_SQL` returned."""
     assert row is not None
-    database, role, search_path, started, server = (str(value) for value in row)
-    return SessionIdentity(host, database, role, search_path, started, server)
+    database, role, search_path, started, server, settings = (str(value) for value in row)
+    return SessionIdentity(host, database, role, search_path, started, server, settings)
 
 
-def identify(conn: Connection) -> SessionIdentity:
-    """Ask the server who this connection is (one round trip, once per new connection)."""
-    return identity_from_row(conn.info.host, conn.execute(IDENTIFY_SQL).fetchone())
+def option_settings(options: str | None) -> set[str]:
+    """Custom settings (names with a dot) that a connection's ``options`` set.
+
+    >>> sorted(option_settings("-c app.tenant=a --app.region=eu -c work_mem=8MB"))
+    ['app.region', 'app.tenant']
+    """
+    return {name.lower() for name in _OPTION_SETTING.findall(options or "")}
+
+
+def with_custom_settings(identity: SessionIdentity, rows: Iterable[Sequence[Any]]) -> SessionIdentity:
+    """``identity`` with the custom settings of :data:`CUSTOM_SETTINGS_SQL` added to its settings."""
+    custom = "\n".join(f"{name}={value}" for name, value in rows if value is not None)
+    if not custom:
+        return identity
+    settings = f"{identity.settings}\n{custom}" if identity.settings else custom
+    return dataclasses.replace(identity, settings=settings)
+
+
+def custom_setting_names(conn: Any, known: Iterable[str]) -> list[str]:
+    """The custom settings to read on ``conn``: ``known`` ones and those its options set."""
+    return sorted(set(known) | option_settings(getattr(conn.info, "options", None)))
+
+
+def identify(conn: Connection, custom_settings: Iterable[str] = ()) -> SessionIdentity:
+    """Ask the server who this connection is and how its session is set (once per new connection).
+
+    ``custom_settings`` names settings ``pg_settings`` does not list (custom ones) to read as well.
+    """
+    identity = identity_from_row(conn.info.host, conn.execute(IDENTIFY_SQL).fetchone())
+    names = custom_setting_names(conn, custom_settings)
+    if not names:
+        return identity
+    return with_custom_settings(identity, conn.execute(CUSTOM_SETTINGS_SQL, [names]).fetchall())
 
 
 VIEW_SOURCES_SQL = (
@@ -144,19 +209,6 @@ class PreparedCall:
     """Tables whose cached results a successful run invalidates: ``()`` none, ``None`` the whole scope."""
 
 
-def cache_prefix(identity: SessionIdentity | None, text: str) -> str:
-    """What a cache key holds besides the parameters: the server, database, role and search_path, and the text sent.
-
-    One string rather than a tuple, because a string caches its hash (a hit hashes its key once per call).
-    NUL separates the parts: PostgreSQL names and settings cannot contain it, so no two identities join alike.
-    """
-    if identity is None:
-        return "\x00" * 5 + text
-    return "\x00".join(
-        (identity.server, identity.started, identity.database, identity.role, identity.search_path, text)
-    )
-
-
 def freeze_hints(value: Any) -> Hashable:
     """A hashable stand-in for the hints a caller passed (lists and dicts included)."""
     if isinstance(value, Mapping):
@@ -179,8 +231,13 @@ class CallPreparer:
         *,
         connect: Callable[[], AbstractContextManager[Connection]],
         hint_rules: HintRules | None = None,
+        cache_scope: Hashable = None,
     ) -> None:
         self.settings = settings
+        self.cache_scope = cache_scope
+        """The application's own part of every cache key (``None``: none)."""
+        self.policy_settings: tuple[str, ...] = ()
+        """Settings that row-level-security policies of this database read (looked up with the views)."""
         self.hint_rules = hint_rules or (
             HintRules.from_file(settings.hint_rules) if settings.hint_rules else HintRules()
         )
@@ -188,6 +245,9 @@ class CallPreparer:
         self.views: dict[str, tuple[str, ...]] = {}
         """View name → every relation it reads, through other views too: a cached read of a view
         depends on them (read once per database when the first connection is seen)."""
+        self.pins = HintRules()
+        """Pinned plans by fingerprint (``queryopt pin``): with pg_hint_plan they replace the rules' hints and
+        a call's own for their fingerprint (a pin is a whole plan)."""
         self.hint_plan_active = False
         self._connect = connect
         self.calls: dict[Hashable, PreparedCall] = {}
@@ -201,26 +261,45 @@ class CallPreparer:
     def scope(self) -> Hashable:
         return None if self.identity is None else self.identity.scope
 
+    def new_database(self, identity: SessionIdentity) -> bool:
+        """Whether ``identity`` is of another database than the one known (its views and policies to read)."""
+        return self.identity is None or identity.scope != self.identity.scope
+
     def learn(self, conn: Connection) -> None:
-        """Identify the database behind a new connection; a new identity starts a new cache scope."""
-        identity = identify(conn)
+        """Identify the database and session behind a new connection; a new identity starts a new cache scope."""
+        policy_settings = self.policy_settings
+        identity = identify(conn, policy_settings)
+        if self.new_database(identity):
+            policy_settings = tuple(str(name) for (name,) in conn.execute(POLICY_SETTINGS_SQL).fetchall())
+            if set(policy_settings) - set(self.policy_settings):
+                identity = identify(conn, policy_settings)
         if identity != self.identity:
             views = view_sources(conn.execute(VIEW_SOURCES_SQL).fetchall())
-            self.adopt(identity, hint_plan_active(conn), views)
+            self.adopt(identity, hint_plan_active(conn), views, policy_settings)
 
     def adopt(
         self,
         identity: SessionIdentity,
         hint_plan_is_active: bool,
         views: Mapping[str, tuple[str, ...]] | None = None,
+        policy_settings: Sequence[str] = (),
     ) -> None:
         """Use ``identity`` from now on (the async optimizer asks the server itself); ``views`` maps each
-        view's name to the relations it reads (see :func:`view_sources`)."""
+        view's name to the relations it reads (see :func:`view_sources`), ``policy_settings`` names the
+        settings row-level-security policies read (:data:`POLICY_SETTINGS_SQL`)."""
         with self._lock:
             self.identity = identity
             self.hint_plan_active = hint_plan_is_active
             self.views = dict(views or {})
+            self.policy_settings = tuple(policy_settings)
             self.calls.clear()  # prepared calls carry the old scope in their cache keys
+            self.texts.clear()
+
+    def use_pins(self, pins: HintRules) -> None:
+        """Apply ``pins`` from now on (the pin watcher's thread calls this); calls are prepared again."""
+        with self._lock:
+            self.pins = pins
+            self.calls.clear()
             self.texts.clear()
 
     @property
@@ -259,11 +338,16 @@ class CallPreparer:
         return len(self.calls)
 
     def _hints_for(self, analysis: Analysis, index_hints: IndexHints) -> HintSet | None:
-        if index_hints is None and self.hint_rules.rule_for(analysis.fingerprint) is None:
+        pinned = self.pins.rule_for(analysis.fingerprint) is not None and self.hint_mode is HintMode.PG_HINT_PLAN
+        if index_hints is None and not pinned and self.hint_rules.rule_for(analysis.fingerprint) is None:
             return None
         # Once per distinct text: borrow a connection for the catalog (reloaded when a name is unknown).
         with self._connect() as conn:
             catalog = Catalog.for_connection(conn)
+            if pinned:
+                pin = self.pins.for_analysis(analysis, catalog=catalog, conn=conn)
+                if pin is not None:  # a pin that no longer fits is logged by HintRules and skipped
+                    return pin
             hints = None if index_hints is None else resolve_hints(analysis, index_hints, catalog, conn=conn)
             ruled = self.hint_rules.for_analysis(analysis, catalog=catalog, conn=conn)
         if ruled is not None:
@@ -275,9 +359,14 @@ class CallPreparer:
         views = self.views
         return names + [source for name in names for source in views.get(name, ())] if views else names
 
+    def _session_scope(self) -> Hashable:
+        identity = self.identity
+        scope = None if identity is None else identity.session_scope
+        return scope if self.cache_scope is None else (scope, self.cache_scope)
+
     def needs_catalog(self, index_hints: IndexHints) -> bool:
         """Whether preparing with ``index_hints`` reads the catalog (blocking I/O)."""
-        return index_hints is not None or bool(len(self.hint_rules))
+        return index_hints is not None or bool(len(self.hint_rules)) or bool(len(self.pins))
 
     def _build(
         self, sql: str, index_hints: IndexHints, has_params: bool, analysis: Analysis | None = None
@@ -313,12 +402,11 @@ class CallPreparer:
             invalidates = ()
         elif not analysis.may_write_unlisted:
             invalidates = tuple(dict.fromkeys(table.name for table in analysis.written_tables))
-        identity = self.identity
         return PreparedCall(
             analysis=analysis,
             statement=Statement(text, analysis.fingerprint, analysis.read_only, settings),
             hint_text=hint_text,
-            cache_prefix=cache_prefix(identity, text),
+            cache_prefix=(self._session_scope(), text),
             version_keys=ResultCache.version_keys(self.scope, self._relations_read(analysis)),
             bypass_reasons=reasons,
             invalidates=invalidates,

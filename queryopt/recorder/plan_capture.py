@@ -2,7 +2,11 @@
 
 The plan is asked of the application's database (where the statement ran), at
 most once per fingerprint per interval and for a few records per batch, so a
-burst of slow queries costs a bounded amount of planning. Three guards make
+burst of slow queries costs a bounded amount of planning. A fingerprint whose
+latency jumps (a record more than ``JUMP_FACTOR`` times slower or faster than
+its recent mean) or whose hints changed (a pin was set or removed) is captured
+again at once, so a plan flip is seen within a batch, not an interval.
+Each plan carries its shape hash (:mod:`queryopt.hints.plan_shape`). Three guards make
 sure nothing is executed: only statement kinds EXPLAIN accepts, the extended
 protocol (one statement per message, so ``…; DROP …`` cannot ride along), and a
 read-only transaction that is rolled back.
@@ -14,14 +18,18 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from queryopt.errors import HintError
+from queryopt.hints.plan_shape import plan_shape
+
 if TYPE_CHECKING:
     from queryopt.recorder.record import SlowQuery
 
-__all__ = ["PlanCapture"]
+__all__ = ["CapturedPlan", "PlanCapture"]
 
 logger = logging.getLogger("queryopt")
 
@@ -30,6 +38,47 @@ MAX_PLANS_PER_BATCH = 5  # planning is cheap, but a batch of 500 distinct slow s
 _STATEMENT_TIMEOUT_MS = 2000
 _RECONNECT_AFTER = 60.0  # seconds without plans after the application's database could not be reached
 _MAX_TRACKED_FINGERPRINTS = 10_000
+JUMP_FACTOR = 2.0  # the report's warning ratio: a record this much slower than its fingerprint's mean is a jump
+_JUMP_MIN_RECORDS = 5  # records of a fingerprint before its mean is trusted
+_JUMP_MIN_GAP = 0.5  # seconds between two jump captures of one fingerprint (a noisy query must not EXPLAIN per batch)
+_MEAN_WEIGHT = 0.2  # weight of the newest record in the running mean
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedPlan:
+    """One captured plan: the JSON text stored with the record and its shape hash (None if unreadable)."""
+
+    plan: str
+    plan_hash: str | None
+
+
+class _Latency:
+    """A fingerprint's running mean of recorded durations, to notice a jump."""
+
+    __slots__ = ("count", "hints", "mean")
+
+    def __init__(self, hints: str | None) -> None:
+        self.count = 0
+        self.mean = 0.0
+        self.hints = hints
+
+    def rehinted(self, hints: str | None) -> bool:
+        """The record carries other hints than the last one (pinned or unpinned): another plan, surely."""
+        if hints == self.hints:
+            return False
+        self.hints, self.count = hints, 0
+        return True
+
+    def jumped(self, duration_ms: float) -> bool:
+        jump = self.count >= _JUMP_MIN_RECORDS and (
+            duration_ms > JUMP_FACTOR * self.mean or duration_ms * JUMP_FACTOR < self.mean
+        )
+        if jump:
+            self.count, self.mean = 1, duration_ms  # a new level: judge later records against it
+        else:
+            self.mean = duration_ms if self.count == 0 else self.mean + _MEAN_WEIGHT * (duration_ms - self.mean)
+            self.count += 1
+        return jump
 
 
 class PlanCapture:
@@ -48,31 +97,48 @@ class PlanCapture:
         self._interval = interval
         self._clock = clock
         self._last_capture: dict[str, float] = {}
+        self._latency: dict[str, _Latency] = {}
+        self._owed: set[str] = set()  # fingerprints that jumped while no capture was possible
+        self.current: dict[str, str] = {}
+        """Fingerprint → hash of its latest captured plan (what its later records ran with, as far as known)."""
         self._conn: psycopg.Connection[Any] | None = None
         self._retry_at = -math.inf
         self.captured = 0
         self.failed = 0
 
-    def plans(self, records: Sequence[SlowQuery]) -> dict[int, str]:
-        """Plans (JSON text) for the records of a batch that are due one, by position in ``records``."""
+    def plans(self, records: Sequence[SlowQuery]) -> dict[int, CapturedPlan]:
+        """Plans for the records of a batch that are due one, by position in ``records``."""
         now = self._clock()
         if len(self._last_capture) > _MAX_TRACKED_FINGERPRINTS:
             self._last_capture = {fp: at for fp, at in self._last_capture.items() if now - at < self._interval}
-        found: dict[int, str] = {}
+        if len(self._latency) > _MAX_TRACKED_FINGERPRINTS:
+            self._latency = {}
+            self.current = {}
+            self._owed = set()
+        found: dict[int, CapturedPlan] = {}
         attempts = 0
         for index, record in enumerate(records):
-            if attempts >= MAX_PLANS_PER_BATCH:
-                break
+            latency = self._latency.get(record.fingerprint)
+            if latency is None:
+                latency = self._latency[record.fingerprint] = _Latency(record.hints)
+            rehinted = latency.rehinted(record.hints)
+            jumped = latency.jumped(record.duration_ms) or rehinted or record.fingerprint in self._owed
             if str(record.kind) not in EXPLAINABLE_KINDS:
                 continue
             last = self._last_capture.get(record.fingerprint)
-            if last is not None and now - last < self._interval:
+            wait = 0.0 if rehinted else _JUMP_MIN_GAP if jumped else self._interval
+            if attempts >= MAX_PLANS_PER_BATCH or (last is not None and now - last < wait):
+                if jumped:
+                    self._owed.add(record.fingerprint)
                 continue
+            self._owed.discard(record.fingerprint)
             self._last_capture[record.fingerprint] = now  # a statement that cannot be explained waits too
             attempts += 1
             plan = self._explain(record)
             if plan is not None:
                 found[index] = plan
+                if plan.plan_hash is not None:
+                    self.current[record.fingerprint] = plan.plan_hash
         return found
 
     def close(self) -> None:
@@ -97,7 +163,7 @@ class PlanCapture:
         self._conn = conn
         return conn
 
-    def _explain(self, record: SlowQuery) -> str | None:
+    def _explain(self, record: SlowQuery) -> CapturedPlan | None:
         conn = self._connection()
         if conn is None:
             return None
@@ -121,4 +187,8 @@ class PlanCapture:
             return None
         self.captured += 1
         plan = row[0]
-        return plan if isinstance(plan, str) else json.dumps(plan)
+        try:
+            plan_hash: str | None = plan_shape(plan).plan_hash
+        except (HintError, ValueError, TypeError, LookupError):
+            plan_hash = None
+        return CapturedPlan(plan if isinstance(plan, str) else json.dumps(plan), plan_hash)

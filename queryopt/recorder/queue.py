@@ -9,6 +9,10 @@ application's database for plans of some of them, and COPYs the batch into
 is unreachable the thread retries with exponential backoff (tenacity) and the
 queue keeps what fits; beyond ``queue_size`` records, new ones are dropped and
 counted. Everything still queued is flushed at interpreter exit.
+
+A missing table (or schema) is not an outage: ``queryopt migrate`` was never run.
+The writer says so once, naming the command, drops what is queued and stops;
+the recorder then refuses records without a word until the process restarts.
 """
 
 from __future__ import annotations
@@ -24,11 +28,19 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential, wait_random
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    wait_exponential,
+    wait_random,
+)
 
 from queryopt.config import RecorderPolicy
-from queryopt.errors import REJECTED_SQLSTATE, RecorderError
-from queryopt.recorder.plan_capture import PlanCapture
+from queryopt.errors import REJECTED_SQLSTATE, RecorderError, migrate_command
+from queryopt.recorder.plan_capture import CapturedPlan, PlanCapture
+from queryopt.recorder.plan_history import PlanHistoryTable, plan_uses
 from queryopt.recorder.record import SlowQuery
 from queryopt.recorder.table import BatchResult, SlowQueryTable, new_record_ids, to_row
 
@@ -48,6 +60,9 @@ BACKGROUND_CONNECTION_OPTIONS: dict[str, Any] = {
 }
 _WRITE_STATEMENT_TIMEOUT_MS = 30_000
 _FIRST_BACKOFF = 0.05  # seconds before the first retry; doubles up to RecorderPolicy.retry_max_backoff
+# undefined_table, invalid_schema_name: queryopt's schema was never created here; undefined_column: it is
+# older than this version (a migration not applied). Retrying cannot help either.
+_NO_TABLE = (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName, psycopg.errors.UndefinedColumn)
 
 
 def _connection_options(conninfo: str, name: str) -> dict[str, Any]:
@@ -85,6 +100,7 @@ class SlowQueryRecorder:
         self._connect_options = options
         self._clock = clock
         self._table = SlowQueryTable(policy.schema)
+        self._history = PlanHistoryTable(policy.schema)
         self._plans = (
             PlanCapture(
                 explain_conninfo,
@@ -122,6 +138,7 @@ class SlowQueryRecorder:
                 "write_failures",
                 "rejected",
                 "resent_duplicates",
+                "plan_history_failures",
             ),
             0,
         )
@@ -263,11 +280,17 @@ class SlowQueryRecorder:
 
     def _write_batch(self, batch: list[SlowQuery]) -> bool:
         """Write one batch, retrying while the database is unreachable; ``False`` if given up at close."""
+        known = dict(self._plans.current) if self._plans is not None else {}
         plans = self._plans.plans(batch) if self._plans is not None else {}
+        hashes = self._plan_hashes(batch, plans, known)
         ids = new_record_ids(len(batch))
-        rows = [to_row(record, ids[index], plans.get(index), self.policy) for index, record in enumerate(batch)]
+        rows = []
+        for index, record in enumerate(batch):
+            captured = plans.get(index)
+            plan = captured.plan if captured is not None else None
+            rows.append(to_row(record, ids[index], plan, self.policy, hashes[index]))
         retrying = Retrying(
-            retry=retry_if_exception_type(psycopg.Error),
+            retry=retry_if_exception_type(psycopg.Error) & retry_if_not_exception_type(_NO_TABLE),
             wait=wait_exponential(multiplier=_FIRST_BACKOFF, max=self.policy.retry_max_backoff)
             + wait_random(0, _FIRST_BACKOFF),
             stop=lambda state: self._stopping.is_set(),
@@ -281,6 +304,9 @@ class SlowQueryRecorder:
                     # After any failed attempt the batch may have committed (a lost acknowledgement): resend safely.
                     resend = attempt.retry_state.attempt_number > 1
                     result = self._table.write(self._connection(), rows, resend=resend)
+        except _NO_TABLE as exc:
+            self._stop_without_table(exc, batch)
+            return False
         except psycopg.Error as exc:
             self._note_failure_exc(exc)
             with self._lock:
@@ -289,6 +315,7 @@ class SlowQueryRecorder:
         except Exception:  # a bug, not an outage: retrying would block the queue forever
             logger.exception("queryopt: cannot write a batch of %d slow-query records; dropped", len(batch))
             result = BatchResult(0, 0, len(batch))
+        self._write_history(batch, hashes, plans)
         if self._failing_since is not None:
             logger.info(
                 "queryopt: slow-query recorder writing again after %.1fs", time.monotonic() - self._failing_since
@@ -305,6 +332,53 @@ class SlowQueryRecorder:
         if result.rejected:
             logger.warning("queryopt: the database refused %d slow-query records; dropped", result.rejected)
         return True
+
+    def _stop_without_table(self, exc: psycopg.Error, batch: list[SlowQuery]) -> None:
+        """Say once that the table is missing (and how to create it), drop every record and stop."""
+        with self._progress:
+            self._counts["write_failures"] += 1
+            dropped = len(batch) + len(self._queue)
+            self._queue.clear()
+            self._counts["dropped"] += dropped
+            self._closed = True
+            self._pending = 0
+            self._finished = self._accepted
+            self._progress.notify_all()
+        self._stopping.set()
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        logger.warning(
+            "queryopt: %s.slow_queries does not exist or is out of date (%s): run `%s`; slow queries are not "
+            "recorded until this process restarts (%d dropped)",
+            self.policy.schema,
+            reason,
+            migrate_command(self.policy.schema),
+            dropped,
+        )
+
+    @staticmethod
+    def _plan_hashes(batch: list[SlowQuery], plans: dict[int, CapturedPlan], known: dict[str, str]) -> list[str | None]:
+        """The plan each record ran with: the latest captured for its fingerprint up to that record.
+
+        ``known`` holds each fingerprint's latest plan before this batch."""
+        latest = dict(known)
+        hashes: list[str | None] = []
+        for index, record in enumerate(batch):
+            captured = plans.get(index)
+            if captured is not None and captured.plan_hash is not None:
+                latest[record.fingerprint] = captured.plan_hash
+            hashes.append(latest.get(record.fingerprint))
+        return hashes
+
+    def _write_history(self, batch: list[SlowQuery], hashes: list[str | None], plans: dict[int, CapturedPlan]) -> None:
+        uses = plan_uses(batch, hashes, plans)
+        if not uses or self._conn is None:
+            return
+        try:
+            self._history.write(self._conn, uses)
+        except psycopg.Error as exc:  # the calls are stored; only their plan bookkeeping is lost
+            with self._lock:
+                self._counts["plan_history_failures"] += 1
+            logger.warning("queryopt: cannot write %s.plan_history: %s", self.policy.schema, exc)
 
     def _backoff(self, seconds: float) -> None:
         self._stopping.wait(seconds)  # close() cuts the wait short

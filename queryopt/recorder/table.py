@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 
 from queryopt.config import RecorderPolicy
-from queryopt.errors import RecorderError
+from queryopt.errors import RecorderError, migrate_command
 
 if TYPE_CHECKING:
     from queryopt.recorder.record import SlowQuery
@@ -56,6 +56,7 @@ COLUMNS = (
     "source",
     "params",
     "plan",
+    "plan_hash",
 )
 Row = tuple[Any, ...]
 
@@ -130,9 +131,11 @@ def params_json(params: object, max_length: int) -> str | None:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-def to_row(record: SlowQuery, record_id: uuid.UUID, plan: str | None, policy: RecorderPolicy) -> Row:
+def to_row(
+    record: SlowQuery, record_id: uuid.UUID, plan: str | None, policy: RecorderPolicy, plan_hash: str | None = None
+) -> Row:
     """One table row (in ``COLUMNS`` order) from a record: values PostgreSQL would refuse are made safe,
-    so one odd record cannot block a batch."""
+    so one odd record cannot block a batch. ``plan_hash`` names the plan the call ran with, when known."""
     duration = record.duration_ms
     if not isinstance(duration, (int, float)) or not math.isfinite(duration) or duration < 0:
         duration = 0.0
@@ -166,6 +169,7 @@ def to_row(record: SlowQuery, record_id: uuid.UUID, plan: str | None, policy: Re
         _text(record.source),
         params,
         plan,
+        plan_hash,
     )
 
 
@@ -196,7 +200,7 @@ class SlowQueryTable:
         self._merge_staging = sql.SQL(
             "INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT (record_id) DO NOTHING"
         ).format(table, columns, columns, staging)
-        placeholders = [sql.Placeholder()] * (len(COLUMNS) - 2) + [sql.SQL("%s::jsonb")] * 2
+        placeholders = [sql.Placeholder()] * (len(COLUMNS) - 3) + [sql.SQL("%s::jsonb")] * 2 + [sql.Placeholder()]
         self._insert_one = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (record_id) DO NOTHING").format(
             table, columns, sql.SQL(", ").join(placeholders)
         )
@@ -262,7 +266,7 @@ def prune(conninfo: str, older_than: float, *, schema: str = "queryopt", batch_s
         with psycopg.connect(conninfo, autocommit=True) as conn:
             found = conn.execute("SELECT to_regclass(%s)", [f"{schema}.slow_queries"]).fetchone()
             if found is None or found[0] is None:
-                raise RecorderError(f"{schema}.slow_queries does not exist: run `queryopt migrate` first")
+                raise RecorderError(f"{schema}.slow_queries does not exist: run `{migrate_command(schema)}` first")
             cutoff = conn.execute("SELECT now() - make_interval(secs => %s)", [float(older_than)]).fetchone()
             assert cutoff is not None
             while True:

@@ -8,6 +8,8 @@ from queryopt.report.data import report
 from queryopt.report.model import (
     Count,
     FingerprintReport,
+    PlanChangeNote,
+    PlanTree,
     Regression,
     Report,
     ReportWindow,
@@ -21,6 +23,8 @@ from queryopt.report.render import ReportFormat, render
 __all__ = [
     "Count",
     "FingerprintReport",
+    "PlanChangeNote",
+    "PlanTree",
     "Regression",
     "Report",
     "ReportFormat",

@@ -57,9 +57,9 @@ def _number(value: float | None) -> str:
     return "inf" if math.isinf(value) else repr(value)
 
 
-def _counts(values: tuple[Count, ...]) -> str:
-    # value=calls pairs joined by "; ", the empty value written as an empty name
-    return _text("; ".join(f"{c.value or ''}={c.calls}" for c in values))
+def _counts(values: tuple[Count, ...], *, empty: str) -> str:
+    # value=calls pairs joined by "; "; the empty value is named as the other renderers name it
+    return _text("; ".join(f"{c.value if c.value is not None else empty}={c.calls}" for c in values))
 
 
 def render_csv(report: Report) -> str:
@@ -94,8 +94,8 @@ def render_csv(report: Report) -> str:
                 _number(r.previous_p95_ms),
                 _number(r.mean_ratio),
                 _number(r.p95_ratio),
-                _counts(q.hints),
-                _counts(q.cache_outcomes),
+                _counts(q.hints, empty="none"),
+                _counts(q.cache_outcomes, empty="not cached"),
                 _text(q.normalized_sql),
                 _text(q.sample_sql),
             ]

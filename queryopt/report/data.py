@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from queryopt.errors import ReportError
+from queryopt.errors import ReportError, migrate_command
 from queryopt.report.model import (
     Count,
     FingerprintReport,
@@ -226,10 +226,7 @@ def _require_table(conn: psycopg.Connection[Row], schema: str) -> None:
         "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s AND tablename = %s", [schema, _TABLE]
     ).fetchone()
     if found is None:
-        raise ReportError(
-            f"the table {schema}.{_TABLE} does not exist: apply queryopt's migrations first "
-            f"(queryopt.migrate.migrate(dsn, schema={schema!r}))"
-        )
+        raise ReportError(f"the table {schema}.{_TABLE} does not exist: run `{migrate_command(schema)}` first")
 
 
 def _nothing_found(

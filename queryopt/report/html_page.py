@@ -13,7 +13,7 @@ from typing import Any
 
 from queryopt._version import __version__
 from queryopt.report import formatting as fmt
-from queryopt.report.model import FingerprintReport, Regression, Report, Severity
+from queryopt.report.model import FingerprintReport, PlanChangeNote, Regression, Report, Severity
 from queryopt.report.svg import distribution_chart, timeline_chart
 
 __all__ = ["SEVERITY_COLOURS", "render_html"]
@@ -84,7 +84,35 @@ def _query_row(rank: int, q: FingerprintReport) -> str:
     )
 
 
-def _query_section(rank: int, q: FingerprintReport) -> str:
+def _plan_change_row(c: PlanChangeNote) -> str:
+    verdict = _severity(Severity(c.severity)) if c.severity else "no"
+    return (
+        f'<tr><td class="text">{escape(fmt.moment(c.at, seconds=True))}</td>'
+        f'<td class="text"><code>{escape(c.fingerprint)}</code></td><td class="text"><code>{escape(c.from_plan)}</code>'
+        f" → <code>{escape(c.to_plan)}</code></td>{_ms(c.before_mean_ms)}{_ms(c.after_mean_ms)}"
+        f'<td class="text">{verdict}</td></tr>'
+    )
+
+
+def _plan_changes(report: Report) -> str:
+    if not report.plan_changes:
+        return ""
+    return (
+        "<h3>Plan changes</h3><table><tr><th class=text>at (UTC)</th><th class=text>fingerprint</th>"
+        "<th class=text>plan</th><th>mean before</th><th>mean after</th><th class=text>regression</th></tr>"
+        + "".join(_plan_change_row(c) for c in report.plan_changes)
+        + "</table>"
+    )
+
+
+def _plan_tree(report: Report, q: FingerprintReport) -> str:
+    tree = report.plan_tree(q.fingerprint)
+    if tree is None:
+        return ""
+    return f"<p>Plan <code>{escape(tree.plan_hash)}</code>:</p><pre>{escape(chr(10).join(tree.lines))}</pre>"
+
+
+def _query_section(rank: int, q: FingerprintReport, plan: str = "") -> str:
     return (
         f'<section class="query" id="q{rank}"><h3>{rank}. <code>{escape(q.fingerprint)}</code> '
         f"({escape(q.kind)}) {_severity(q.regression.severity, fmt.trend(q.regression))}</h3>"
@@ -95,7 +123,7 @@ def _query_section(rank: int, q: FingerprintReport) -> str:
         f"cache: {escape(fmt.counts(q.cache_outcomes, empty='not cached'))}</p>"
         f"{distribution_chart(q)}"
         f"<p>Normalized statement:</p><pre>{escape(q.normalized_sql)}</pre>"
-        f"<p>Slowest call:</p><pre>{escape(q.sample_sql)}</pre></section>"
+        f"<p>Slowest call:</p><pre>{escape(q.sample_sql)}</pre>{plan}</section>"
     )
 
 
@@ -150,7 +178,8 @@ def render_html(report: Report, advice: Mapping[str, Any] | None = None) -> str:
     else:
         regressions = '<p class="meta">No fingerprint is new or more than 2x slower than in the previous window.</p>'
     rows = "".join(_query_row(rank, q) for rank, q in enumerate(report.queries, start=1))
-    sections = "".join(_query_section(rank, q) for rank, q in enumerate(report.queries, start=1))
+    sections = "".join(_query_section(rank, q, _plan_tree(report, q)) for rank, q in enumerate(report.queries, start=1))
+    regressions += _plan_changes(report)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

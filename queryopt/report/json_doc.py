@@ -15,7 +15,15 @@ from datetime import datetime
 from typing import Any
 
 from queryopt._version import __version__
-from queryopt.report.model import Count, FingerprintReport, Regression, Report, Summary, TimelineBucket
+from queryopt.report.model import (
+    Count,
+    FingerprintReport,
+    PlanChangeNote,
+    Regression,
+    Report,
+    Summary,
+    TimelineBucket,
+)
 
 __all__ = ["SCHEMA_VERSION", "document", "render_json"]
 
@@ -103,6 +111,18 @@ def _bucket(b: TimelineBucket) -> dict[str, Any]:
     }
 
 
+def _plan_change(c: PlanChangeNote) -> dict[str, Any]:
+    return {
+        "fingerprint": c.fingerprint,
+        "at": _time(c.at),
+        "from_plan": c.from_plan,
+        "to_plan": c.to_plan,
+        "before_mean_ms": c.before_mean_ms,
+        "after_mean_ms": c.after_mean_ms,
+        "severity": c.severity,
+    }
+
+
 def document(report: Report, advice: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The JSON document as Python values (what :func:`render_json` serialises).
 
@@ -128,6 +148,10 @@ def document(report: Report, advice: Mapping[str, Any] | None = None) -> dict[st
         "queries": [_query(rank, q) for rank, q in enumerate(report.queries, start=1)],
         "regressions": [_regression(r) for r in report.regressions],
         "timeline": [_bucket(b) for b in report.timeline],
+        "plan_changes": [_plan_change(c) for c in report.plan_changes],
+        "plan_trees": [
+            {"fingerprint": t.fingerprint, "plan_hash": t.plan_hash, "lines": list(t.lines)} for t in report.plan_trees
+        ],
     }
     if advice is not None:
         doc["advice"] = dict(advice)

@@ -24,7 +24,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from queryopt.analysis import analyze
-from queryopt.errors import QueryoptError, ReportError
+from queryopt.errors import QueryoptError, ReportError, migrate_command
 from queryopt.report.model import ReportWindow, Severity, SortKey, classify, ratio
 from queryopt.report.statements import PER_FINGERPRINT, SAMPLES, SESSION, SORT_COLUMNS, compose
 
@@ -165,8 +165,8 @@ def live_view(
                 assert row is not None
                 if row[0] is None:
                     raise ReportError(
-                        f"the table {schema}.slow_queries does not exist: run `queryopt migrate` "
-                        f"(with --schema {schema} if that is not the default) against this database first"
+                        f"the table {schema}.slow_queries does not exist: run `{migrate_command(schema)}` "
+                        "against this database first"
                     )
                 now: datetime = row[1]
                 length = timedelta(minutes=minutes)

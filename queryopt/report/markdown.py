@@ -107,6 +107,24 @@ def render_markdown(report: Report) -> str:
         )
     else:
         lines.append("No fingerprint is new or more than 2x slower than in the previous window.")
+    if report.plan_changes:
+        lines += ["", "### Plan changes", ""]
+        lines += _table(
+            ["at (UTC)", "fingerprint", "from plan", "to plan", "mean before", "mean after", "regression"],
+            [
+                [
+                    fmt.moment(c.at, seconds=True),
+                    f"`{c.fingerprint}`",
+                    f"`{c.from_plan}`",
+                    f"`{c.to_plan}`",
+                    fmt.duration(c.before_mean_ms),
+                    fmt.duration(c.after_mean_ms),
+                    c.severity or "no",
+                ]
+                for c in report.plan_changes
+            ],
+            numeric_from=4,
+        )
     lines += ["", f"## Top {len(report.queries)} queries by {report.sort.value}", ""]
     lines += _table(
         [

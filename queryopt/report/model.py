@@ -214,6 +214,29 @@ class TimelineBucket:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanChangeNote:
+    """A plan change of a fingerprint in the window (from ``queryopt plans``), shown next to the regressions."""
+
+    fingerprint: str
+    at: datetime
+    from_plan: str
+    to_plan: str
+    before_mean_ms: float
+    after_mean_ms: float
+    severity: str | None
+    """``warning``/``critical`` when the change was a regression (2x/3x), else ``None``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTree:
+    """The latest captured plan of a fingerprint, one indented line per node."""
+
+    fingerprint: str
+    plan_hash: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """Everything the renderers show, computed once by :func:`queryopt.report.report`."""
 
@@ -231,6 +254,13 @@ class Report:
     """Every fingerprint of the window that is new or worse (not only the top ones), worst first."""
     timeline: tuple[TimelineBucket, ...]
     """Every bucket of the window in time order, empty ones included."""
+    plan_changes: tuple[PlanChangeNote, ...] = ()
+    """Plan changes in the window, oldest first (given by the caller: the report itself reads no plans)."""
+    plan_trees: tuple[PlanTree, ...] = ()
+    """The latest plan of the top queries that have one."""
+
+    def plan_tree(self, fingerprint: str) -> PlanTree | None:
+        return next((tree for tree in self.plan_trees if tree.fingerprint == fingerprint), None)
 
     @property
     def worst_severity(self) -> Severity:

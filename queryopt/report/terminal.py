@@ -182,6 +182,14 @@ def print_report(report: Report, console: Console) -> None:
     console.print(_timeline(report))
     console.print()
     console.print(_regressions(report))
+    for c in report.plan_changes:
+        verdict = f"{c.severity} regression" if c.severity else "no regression"
+        console.print(
+            Text(
+                f"plan change {fmt.moment(c.at, seconds=True)} {c.fingerprint}: {c.from_plan} → {c.to_plan}, "
+                f"mean {fmt.duration(c.before_mean_ms)} → {fmt.duration(c.after_mean_ms)} ({verdict})"
+            )
+        )
     console.print()
     console.print(_queries(report))
     console.print()

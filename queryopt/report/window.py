@@ -62,7 +62,7 @@ def _length(since: timedelta | float | str) -> timedelta:
         length = since
     elif isinstance(since, str):
         try:
-            length = timedelta(seconds=parse_duration(since, name="since"))
+            length = timedelta(seconds=parse_duration(since, name="since", require_unit=True))
         except ConfigurationError as exc:
             raise ReportError(str(exc)) from exc
     elif isinstance(since, (int, float)) and not isinstance(since, bool):

@@ -75,6 +75,14 @@ def test_from_env_statement_timeout_off() -> None:
         ("QUERYOPT_CACHE_MAX_ENTRIES", "0"),
         ("QUERYOPT_RECORD_PARAMS", "maybe"),
         ("QUERYOPT_HINT_MODE", "always"),
+        # Values that parse but that a policy refuses are named by their variable too.
+        ("QUERYOPT_CONNECT_TIMEOUT", "0"),
+        ("QUERYOPT_CACHE_TTL", "0"),
+        ("QUERYOPT_RECORDER_FLUSH_INTERVAL", "0"),
+        ("QUERYOPT_PIN_REFRESH", "0"),
+        ("QUERYOPT_SCHEMA", "Queryopt"),
+        ("QUERYOPT_DSN", "junk"),
+        ("QUERYOPT_RECORDER_DSN", "mysql://u@h/db host"),
     ],
 )
 def test_from_env_bad_value_names_the_variable(variable: str, value: str) -> None:
@@ -92,3 +100,10 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects_nonsense() -> None:
     with pytest.raises(ConfigurationError, match="--since"):
         parse_duration("yesterday", name="--since")
+
+
+def test_from_env_reads_the_recorder_flush_interval_and_the_alert_floor() -> None:
+    settings = Settings.from_env({"QUERYOPT_RECORDER_FLUSH_INTERVAL": "250ms", "QUERYOPT_ALERT_MIN_DURATION": "50ms"})
+    assert settings.recorder.flush_interval == 0.25
+    assert settings.recorder.alert_min_duration == 0.05
+    assert Settings.from_env({}).recorder.alert_min_duration == 0.01

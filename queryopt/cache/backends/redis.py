@@ -10,7 +10,7 @@ lives in one slot, so one ``MGET`` reads an entry together with its versions)::
 
 ``v1`` is the entry format (:data:`queryopt.cache.backends.codec.FORMAT_VERSION`); the
 namespace separates applications and schema versions; hashes are BLAKE2b of the
-cache key (database, role, search_path, SQL text, typed parameters).
+cache key (database, role, search_path and session settings, SQL text, typed parameters).
 
 **Never stale.** An entry carries the versions snapshotted *before* its query
 ran, and is stored by a Lua script only if they are still current; a read

@@ -53,7 +53,9 @@ def serve_rows(context: Any, result: CursorRows) -> None:
     )
 
 
-def cache_key(call: PreparedCall, parameters: Any, context: Any, link: ConnectionLink) -> Hashable | None:
+def cache_key(
+    call: PreparedCall, parameters: Any, context: Any, link: ConnectionLink, cache_scope: Hashable = None
+) -> Hashable | None:
     """The key ``optimize_query`` would use for this execution, or ``None`` when it must bypass the cache."""
     if context.execution_options.get("stream_results"):
         return None
@@ -63,7 +65,7 @@ def cache_key(call: PreparedCall, parameters: Any, context: Any, link: Connectio
             return None  # the transaction's own uncommitted writes must be visible to it
         if conn.isolation_level in _SNAPSHOT_LEVELS:
             return None  # a snapshot transaction must not see data newer than its snapshot
-    return optimizer_cache_key(call, parameters)
+    return optimizer_cache_key(call, parameters, cache_scope)
 
 
 def cached_rows(

@@ -110,6 +110,7 @@ class Instrumentation(FrontEnd):
         self._counters = {"timeouts": 0, "unanalysable": 0, "prepare_failures": 0, "connections": 0}
         self._lock = threading.Lock()
         self._attached = False
+        self._pins_watched = False
         self._transactions = TransactionHooks(engine.dialect, self._committed)
         dialect = self.dialect
         self._do_execute: Execute = dialect.do_execute
@@ -175,6 +176,7 @@ class Instrumentation(FrontEnd):
         recorder = self.observer.recorder
         if self._owns_recorder and recorder is not None:
             recorder.close()
+        self._stop_watching()
 
     def _committed(self, link: ConnectionLink, failed: bool) -> None:
         """A COMMIT ended the transaction on ``link``: its writes invalidate now."""
@@ -232,7 +234,17 @@ class Instrumentation(FrontEnd):
             link.timeout_changed = True
         if self._owns_recorder and self.observer.recorder is None:
             self._start_recorder(conn)
+        if not self._pins_watched:
+            self._start_pin_watcher(conn)
         return link
+
+    def _start_pin_watcher(self, conn: Connection) -> None:
+        with self._lock:
+            if self._pins_watched:
+                return
+            self._pins_watched = True
+            info = conn.info
+            self._watch_pins(make_conninfo(info.dsn, password=info.password) if info.password else info.dsn)
 
     def _start_recorder(self, conn: Connection) -> None:
         with self._lock:
@@ -481,7 +493,7 @@ class Instrumentation(FrontEnd):
         limit: int,
         options: StatementOptions,
     ) -> None:
-        key = cache_key(call, parameters, context, link)
+        key = cache_key(call, parameters, context, link, options.cache_scope)
         if key is None:
             self.cache.count_bypass()
             self._execute(execute, cursor, call, call.statement.text, parameters, context, link, limit, "bypass")
@@ -499,7 +511,7 @@ class Instrumentation(FrontEnd):
         # Never wait for another coroutine's run on an event loop: it could not finish meanwhile.
         rows = cached_rows(self.cache, key, call, run, ttl=options.ttl, single_flight=not self.is_async)
         if not ran and self._telemetry is not None:
-            self.served(call, started)
+            self._served(call, started)
         serve_rows(context, rows)
 
     # -- errors ------------------------------------------------------------------------------------------

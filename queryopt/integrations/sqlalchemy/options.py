@@ -8,11 +8,12 @@ the one ``queryopt`` mapping that results, whole: mappings from two levels are n
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from queryopt.errors import ConfigurationError
+from queryopt.optimizer.core import check_cache_scope
 from queryopt.optimizer.execution import timeout_ms
 
 __all__ = ["OPTION", "StatementOptions", "statement_options"]
@@ -20,7 +21,7 @@ __all__ = ["OPTION", "StatementOptions", "statement_options"]
 OPTION: Final = "queryopt"
 """The execution option's name."""
 
-_KEYS: Final = frozenset({"index_hints", "timeout", "cache"})
+_KEYS: Final = frozenset({"index_hints", "timeout", "cache", "cache_scope"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class StatementOptions:
     """Seconds before the server cancels the statement; ``None``: the connection's default."""
     cache: bool | float = False
     """Serve and store results: ``True`` (the policy's TTL), a TTL in seconds, or ``False``."""
+    cache_scope: Hashable = None
+    """Added to the cache key: what the results depend on that the session does not show (a tenant)."""
 
     def __post_init__(self) -> None:
         timeout = self.timeout
@@ -42,6 +45,7 @@ class StatementOptions:
             raise ConfigurationError(
                 f"queryopt timeout must be a number of seconds > 0, got {timeout!r}", setting="timeout"
             )
+        check_cache_scope(self.cache_scope)
         cache: object = self.cache
         if cache is None:
             object.__setattr__(self, "cache", False)
@@ -69,7 +73,7 @@ def statement_options(value: object) -> StatementOptions:
     >>> statement_options({"timout": 1})
     Traceback (most recent call last):
     ...
-    queryopt.ConfigurationError: unknown queryopt option 'timout' (known: cache, index_hints, timeout)
+    queryopt.ConfigurationError: unknown queryopt option 'timout' (known: cache, cache_scope, index_hints, timeout)
     """
     if type(value) is StatementOptions:
         return value
@@ -82,4 +86,6 @@ def statement_options(value: object) -> StatementOptions:
         if key not in _KEYS:
             known = ", ".join(sorted(_KEYS))
             raise ConfigurationError(f"unknown queryopt option {key!r} (known: {known})", setting=str(key))
-    return StatementOptions(value.get("index_hints"), value.get("timeout"), value.get("cache", False))
+    return StatementOptions(
+        value.get("index_hints"), value.get("timeout"), value.get("cache", False), value.get("cache_scope")
+    )

@@ -194,15 +194,20 @@ def test_a_row_the_database_refuses_is_dropped_alone(migrated: str) -> None:
     ]
 
 
-def test_records_wait_for_the_schema_and_are_written_once_it_exists(dsn: str) -> None:
+def test_a_missing_schema_stops_the_recorder_and_a_recorder_opened_after_migrate_writes(dsn: str) -> None:
+    # A missing table is a setup step not taken (``queryopt migrate``), not an outage: no retrying
+    # (see test_recorder_without_table.py for the one message it gives).
     policy = RecorderPolicy(retry_max_backoff=0.1, flush_interval=0.05)
     with SlowQueryRecorder(dsn, policy) as recorder:
         assert recorder.submit(slow_query(1))
         _wait_until(lambda: recorder.stats()["write_failures"] > 0)
-        assert recorder.stats()["pending"] == 1
+        assert recorder.stats()["pending"] == 0
         migrate(dsn)
+        assert not recorder.submit(slow_query(2))
+    with SlowQueryRecorder(dsn, policy) as recorder:
+        assert recorder.submit(slow_query(3))
         assert recorder.flush(20)
-    assert _rows(dsn) == [("call-1",)]
+    assert _rows(dsn) == [("call-3",)]
 
 
 def test_recording_database_outage_leaves_the_application_alone(dsn: str) -> None:

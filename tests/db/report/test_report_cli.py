@@ -8,6 +8,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from queryopt.cli import main
@@ -113,7 +114,7 @@ def _assert_one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], 
 
 
 def test_table_missing(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
-    _assert_one_line_error(capsys, ["--dsn", dsn], "apply queryopt's migrations first")
+    _assert_one_line_error(capsys, ["--dsn", dsn], "run `queryopt migrate` first")
 
 
 def test_table_empty(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,3 +175,29 @@ def test_console_script_exit_status_without_traceback(dsn: str) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("queryopt: error: the table queryopt.slow_queries does not exist")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("since", ["5", "1.5", " 30 "])
+def test_a_since_without_a_unit_is_an_error_naming_the_units(
+    seeded_dsn: str, capsys: pytest.CaptureFixture[str], since: str
+) -> None:
+    _assert_one_line_error(capsys, ["--dsn", seeded_dsn, "--since", since], "needs a unit (ms, s, m, h or d)")
+
+
+def test_prune_older_than_without_a_unit_is_an_error(seeded_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["prune", "--dsn", seeded_dsn, "--older-than", "30"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert "needs a unit (ms, s, m, h or d)" in err
+
+
+def test_the_slow_query_table_is_read_where_the_recorder_writes_it(
+    seeded_dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The application's database has no queryopt tables; the recorder writes to another one.
+    application = psycopg.conninfo.make_conninfo(seeded_dsn, dbname="postgres")
+    monkeypatch.setenv("QUERYOPT_DSN", application)
+    monkeypatch.setenv("QUERYOPT_RECORDER_DSN", seeded_dsn)
+    code, out, err = _run(capsys, *WINDOW, "--format", "markdown")
+    assert code == 0, err
+    assert "# Slow-query report" in out

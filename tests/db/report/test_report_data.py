@@ -168,7 +168,7 @@ def test_custom_schema(dsn: str) -> None:
 
 
 def test_missing_table_says_to_apply_migrations(dsn: str) -> None:
-    with pytest.raises(ReportError, match=r"queryopt\.slow_queries does not exist: apply queryopt's migrations"):
+    with pytest.raises(ReportError, match=r"queryopt\.slow_queries does not exist: run `queryopt migrate` first"):
         report(dsn)
 
 

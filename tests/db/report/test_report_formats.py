@@ -68,8 +68,10 @@ def test_json_is_schema_version_1_with_every_number(seeded: tuple[Report, list[s
     assert doc["schema_version"] == 1
     assert set(doc) == {
         "schema_version", "generator", "generated_at", "table", "window", "options", "summary", "worst_severity",
-        "queries", "regressions", "timeline",
+        "queries", "regressions", "timeline", "plan_changes", "plan_trees",
     }  # fmt: skip
+    assert doc["plan_changes"] == []  # the report reads no plans: the CLI adds them
+    assert doc["plan_trees"] == []
     assert doc["window"] == {
         "start": "2024-05-01T12:00:00+00:00",
         "end": "2024-05-02T12:00:00+00:00",
@@ -123,6 +125,21 @@ def test_csv_has_every_number_at_full_precision(seeded: tuple[Report, list[seed.
     xss = next(r for r in records if r["fingerprint"] == XSS_FP)
     assert xss["sample_sql"] == seed.HOSTILE_SQL  # quotes, pipes and backticks survive CSV quoting
     assert xss["severity"] == "new"
+
+
+def test_csv_names_the_empty_hint_and_cache_values_instead_of_writing_formulas(
+    seeded: tuple[Report, list[seed.Seed]],
+) -> None:
+    result, seeds = seeded
+    records = list(csv.DictReader(io.StringIO(render_csv(result))))
+    checked = 0
+    for record, e in zip(records, _expected_rows(seeds, result), strict=True):
+        for column, expected, empty in (("hints", e.hints, "none"), ("cache_outcomes", e.cache_outcomes, "not cached")):
+            cells = dict(pair.rsplit("=", 1) for pair in record[column].split("; ")) if record[column] else {}
+            assert not record[column].startswith(("'", "=")), record[column]
+            assert cells == {empty if value is None else value: str(calls) for value, calls in expected.items()}
+            checked += None in expected
+    assert checked  # the seed has calls without hints
 
 
 # -- Markdown -----------------------------------------------------------------------------------------

@@ -39,6 +39,9 @@ def test_console_entry_point_runs() -> None:
         ["report"],
         ["migrate"],
         ["prune", "--older-than", "30d"],
+        ["plans"],
+        ["pin", "0123456789abcdef"],
+        ["unpin", "0123456789abcdef"],
     ],
 )
 def test_an_unreachable_database_is_one_line_and_exit_2(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,7 +30,7 @@ def test_every_command_help_stays_light_too() -> None:
         "import sys\n"
         "from queryopt.cli import build_parser\n"
         "parser = build_parser()\n"
-        "for command in ('advise', 'demo', 'explain', 'migrate', 'prune', 'report', 'top'):\n"
+        "for command in ('advise', 'demo', 'explain', 'migrate', 'pin', 'plans', 'prune', 'report', 'top', 'unpin'):\n"
         "    try:\n"
         "        parser.parse_args([command, '--help'])\n"
         "    except SystemExit:\n"
