@@ -156,11 +156,13 @@ def _deep_size(value: object, seen: set[int]) -> int:
 def key_size(key: Hashable) -> int:
     """Bytes a cache key takes per entry.
 
-    Keys are ``(prefix, canonical parameters)``: the prefix (scope and SQL text) belongs to the prepared
-    statement and is shared by all its entries, so only the key tuple and the parameters count.
+    Keys are ``(prefix, canonical parameters)``, or ``(prefix, type, value)`` for a single scalar parameter:
+    the prefix (scope and SQL text) belongs to the prepared statement and is shared by all its entries, so
+    only the key tuple and the parameters count.
     """
-    if type(key) is tuple and len(key) == 2:
-        return sys.getsizeof(key) + _deep_size(key[1], set())
+    if type(key) is tuple and len(key) in (2, 3):
+        seen: set[int] = set()
+        return sys.getsizeof(key) + sum(_deep_size(part, seen) for part in key[1:])
     return _deep_size(key, set())
 
 

@@ -209,6 +209,16 @@ class PreparedCall:
     """Tables whose cached results a successful run invalidates: ``()`` none, ``None`` the whole scope."""
 
 
+def key_prefix(session_scope: Hashable, text: str) -> str:
+    """What a cache key holds besides the parameters: the session scope and the text sent, as one string.
+
+    A string caches its hash, so a hit hashes its key's prefix once per prepared call, not per call. The
+    scope is strings, numbers and tuples of them (``check_cache_scope``), whose ``repr`` is unambiguous and
+    never holds a raw NUL, so the first NUL ends it.
+    """
+    return f"{session_scope!r}\x00{text}"
+
+
 def freeze_hints(value: Any) -> Hashable:
     """A hashable stand-in for the hints a caller passed (lists and dicts included)."""
     if isinstance(value, Mapping):
@@ -406,7 +416,7 @@ class CallPreparer:
             analysis=analysis,
             statement=Statement(text, analysis.fingerprint, analysis.read_only, settings),
             hint_text=hint_text,
-            cache_prefix=(self._session_scope(), text),
+            cache_prefix=key_prefix(self._session_scope(), text),
             version_keys=ResultCache.version_keys(self.scope, self._relations_read(analysis)),
             bypass_reasons=reasons,
             invalidates=invalidates,

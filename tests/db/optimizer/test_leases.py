@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 from queryopt import QueryTimeout, RecorderPolicy, Settings, TimeoutPolicy
 from queryopt.optimizer.awaiting import AsyncOptimizer
 from queryopt.optimizer.blocking import Optimizer
+from queryopt.optimizer.execution import Statement
 from queryopt.optimizer.leases import IDLE_SECONDS
 
 Pool = ConnectionPool[psycopg.Connection[Any]]
@@ -178,12 +179,13 @@ def test_a_timeout_leaves_the_lease_usable_with_the_default_limit(dsn: str) -> N
         assert optimizer.query("SELECT current_setting('statement_timeout')", []) == [("30s",)]
 
 
-def test_a_transaction_left_open_by_a_statement_is_not_kept(optimizer: Optimizer) -> None:
-    leased = pid(optimizer)
-    optimizer.execute("BEGIN")
-    # The pool rolled the connection back; whichever connection serves the next call is idle.
+def test_a_connection_left_in_a_transaction_is_not_kept(optimizer: Optimizer) -> None:
+    pid(optimizer)
+    # The optimizer refuses BEGIN outside transaction(); the executor below it must not keep one either.
+    optimizer.executor.run(Statement("BEGIN", "b" * 16, read_only=False), None)
+    assert len(optimizer.executor.leases.shelf) == 0, "a connection inside a transaction went back to the pool"
+    # The pool rolled it back; whichever connection serves the next call is outside any transaction.
     assert optimizer.query("SELECT now() = statement_timestamp()", []) == [(True,)]
-    assert leased > 0
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
