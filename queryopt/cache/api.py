@@ -28,6 +28,7 @@ from queryopt.result import QueryResult
 __all__ = [
     "ALL_TABLES",
     "EVERY_SCOPE",
+    "SCALAR_TYPES",
     "AsyncResultFactory",
     "Begun",
     "CacheBackend",
@@ -53,7 +54,7 @@ ALL_TABLES: Final = None
 EVERY_SCOPE: Final = "*"
 """The scope under which table versions bumped for every database and role are kept."""
 
-_SCALARS: Final[frozenset[type]] = frozenset(
+SCALAR_TYPES: Final[frozenset[type]] = frozenset(
     {
         int,
         str,
@@ -66,6 +67,7 @@ _SCALARS: Final[frozenset[type]] = frozenset(
         uuid.UUID,
     }
 )
+"""Parameter types whose values PostgreSQL tells apart exactly when Python does: keyed as ``(type, value)``."""
 # Values Python calls equal (with equal hashes) that PostgreSQL tells apart: the scale of a numeric
 # (1.0, 1.00), the sign of a zero, the offset of a time of day.
 _DISTINGUISHED: Final[dict[type, Callable[[Any], Hashable]]] = {
@@ -82,7 +84,7 @@ class UnkeyableParams(Exception):
 
 def _canonical_value(value: Any) -> Hashable:
     kind = type(value)
-    if kind in _SCALARS:
+    if kind in SCALAR_TYPES:
         return (kind, value)
     if kind in _DISTINGUISHED:
         return (kind, _DISTINGUISHED[kind](value))
@@ -114,7 +116,7 @@ def canonical_params(params: Sequence[Any] | Mapping[str, Any] | None) -> Hashab
         # The common primary-key lookup: no loop, no abstract-base-class check.
         value = params[0]  # type: ignore[index]
         value_kind = type(value)
-        if value_kind in _SCALARS:
+        if value_kind in SCALAR_TYPES:
             return (value_kind, value)
     if params is None:
         return ()
@@ -154,11 +156,13 @@ def _deep_size(value: object, seen: set[int]) -> int:
 def key_size(key: Hashable) -> int:
     """Bytes a cache key takes per entry.
 
-    Keys are ``(prefix, canonical parameters)``: the prefix (scope and SQL text) belongs to the prepared
-    statement and is shared by all its entries, so only the key tuple and the parameters count.
+    Keys are ``(prefix, canonical parameters)``, or ``(prefix, type, value)`` for a single scalar parameter:
+    the prefix (scope and SQL text) belongs to the prepared statement and is shared by all its entries, so
+    only the key tuple and the parameters count.
     """
-    if type(key) is tuple and len(key) == 2:
-        return sys.getsizeof(key) + _deep_size(key[1], set())
+    if type(key) is tuple and len(key) in (2, 3):
+        seen: set[int] = set()
+        return sys.getsizeof(key) + sum(_deep_size(part, seen) for part in key[1:])
     return _deep_size(key, set())
 
 

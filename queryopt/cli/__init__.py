@@ -5,6 +5,10 @@ which adds its sub-parser and sets ``handler`` to a function
 ``(args) -> exit status``. Errors queryopt raises, and database errors such as an
 unreachable server, become one line on stderr and
 exit status 2, never a traceback.
+
+``queryopt --help`` must start fast: a command module imports only argparse-level
+code when it registers its parser, and what its command needs (psycopg, rich,
+sqlglot, the report) inside its ``run`` function.
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-
-import psycopg
 
 from queryopt._version import __version__
 from queryopt.cli import advise, demo, explain, migrate, pin, plans, prune, report, top
@@ -48,10 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return handler(args)
-    except (QueryoptError, psycopg.Error) as exc:
+    except Exception as exc:
+        if not _one_line_error(exc):
+            raise
         # libpq messages span lines ("…failed: …\n\tIs the server running…"): one line on stderr.
         print(f"queryopt: error: {' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("queryopt: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line_error(exc: Exception) -> bool:
+    """queryopt's own errors and database errors (psycopg, loaded only if a command used it) are one line."""
+    psycopg = sys.modules.get("psycopg")
+    return isinstance(exc, QueryoptError) or (psycopg is not None and isinstance(exc, psycopg.Error))

@@ -10,12 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from rich.console import Console
-
-from queryopt.advisor import DEFAULT_MAX_INDEXES, advise
-from queryopt.advisor.render import AdviceFormat, print_advice, render
 from queryopt.config import Settings
 from queryopt.errors import AdvisorError, ConfigurationError
 
@@ -33,6 +29,12 @@ Nothing is created unless --apply is given: then each advised index is built wit
 CREATE INDEX CONCURRENTLY (no transaction, writes are not blocked) and the workload is
 re-planned. --verify alone re-plans the workload with the hypothetical indexes together.
 """
+
+
+# The advisor's defaults, written out so that `queryopt --help` loads neither the advisor nor rich
+# (tests/unit/cli/test_cli_startup.py checks they match DEFAULT_MAX_INDEXES and AdviceFormat).
+MAX_INDEXES: Final = 10
+FORMATS: Final = ("table", "json", "markdown")
 
 
 def register(commands: Any) -> None:
@@ -53,14 +55,12 @@ def register(commands: Any) -> None:
     parser.add_argument("--since", default="24h", metavar="DURATION", help="window of slow queries (default: 24h)")
     parser.add_argument("--budget-mb", type=float, metavar="N", help="total size of the advised indexes, at most")
     parser.add_argument(
-        "--max-indexes", type=int, default=DEFAULT_MAX_INDEXES, metavar="N", help="advise at most N indexes (10)"
+        "--max-indexes", type=int, default=MAX_INDEXES, metavar="N", help="advise at most N indexes (10)"
     )
     parser.add_argument(
         "--no-pg-stat-statements", action="store_true", help="use the slow-query table only, not pg_stat_statements"
     )
-    parser.add_argument(
-        "--format", choices=[f.value for f in AdviceFormat], default=AdviceFormat.TABLE.value, help="output format"
-    )
+    parser.add_argument("--format", choices=FORMATS, default=FORMATS[0], help="output format")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the advice to FILE instead of stdout")
     parser.add_argument("--verify", action="store_true", help="re-plan the workload with the advice in place")
     parser.add_argument(
@@ -73,6 +73,11 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from queryopt.advisor import advise
+    from queryopt.advisor.render import AdviceFormat, print_advice, render
+
     settings = Settings.from_env()
     dsn = args.dsn or settings.dsn
     if not dsn:

@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from typing import Any
-
-from rich.console import Console, Group
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from queryopt.config import HintMode, Settings
 from queryopt.errors import ConfigurationError
-from queryopt.hints import PlanComparison, PlanSummary, RelationIndexes, explain
-from queryopt.hints.resolve import HintRequest, hint_requests
+
+if TYPE_CHECKING:  # loaded when the command runs, so that `queryopt --help` stays light
+    from rich.console import Group
+    from rich.text import Text
+
+    from queryopt.hints import PlanComparison, PlanSummary
+    from queryopt.hints.resolve import HintRequest
 
 __all__ = ["register", "render_comparison", "run"]
 
@@ -52,6 +53,9 @@ def register(commands: Any) -> None:
 
 
 def _requests(values: list[str]) -> list[HintRequest]:
+    from queryopt.hints import RelationIndexes
+    from queryopt.hints.resolve import hint_requests
+
     requests: list[HintRequest] = []
     for value in values:
         relation, equals, index = value.partition("=")
@@ -63,6 +67,10 @@ def _requests(values: list[str]) -> list[HintRequest]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from queryopt.hints import explain
+
     settings = Settings.from_env()
     dsn = args.dsn or settings.dsn
     if not dsn:
@@ -105,6 +113,8 @@ def comparison_as_dict(comparison: PlanComparison) -> dict[str, Any]:
 
 
 def _tree(plan: PlanSummary) -> Text:
+    from rich.text import Text
+
     text = Text()
     for node in plan.nodes:
         line = Text("  " * node.depth + "→ " if node.depth else "")
@@ -123,11 +133,17 @@ def _tree(plan: PlanSummary) -> Text:
 
 
 def _yes_no(value: bool) -> Text:
+    from rich.text import Text
+
     return Text("yes", style="green") if value else Text("no", style="red")
 
 
 def render_comparison(comparison: PlanComparison) -> Group:
     """Rich renderables for a comparison: hints, both plans, costs, index usage, pg_hint_plan's report."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     parts: list[Any] = []
     header = Table.grid(padding=(0, 2))
     header.add_row("hint mode", comparison.mode.value)

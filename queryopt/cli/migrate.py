@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from queryopt.cli.database import add_database_options, database_from
-from queryopt.schema.migrator import migrate, pending_migrations
 
 
 def register(commands: Any) -> None:
@@ -25,6 +24,8 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from queryopt.schema.migrator import migrate, pending_migrations
+
     dsn, schema = database_from(args)
     if args.check:
         pending = pending_migrations(dsn, schema=schema)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from queryopt.cli.database import database_from
 from queryopt.config import Settings
-from queryopt.plans import Pin, pin_plan, unpin
-from queryopt.plans.render import SCHEMA_VERSION, render_pin
+
+if TYPE_CHECKING:  # loaded when the command runs, so that `queryopt --help` stays light
+    from queryopt.plans import Pin
 
 _PIN_EPILOG = """\
 exit status: 0 when the plan was pinned, 2 when it was refused or on any error (one line on stderr).
@@ -63,6 +64,8 @@ def _databases(args: argparse.Namespace) -> tuple[str, str, str]:
 
 
 def _print(pin: Pin, args: argparse.Namespace, verb: str) -> None:
+    from queryopt.plans.render import SCHEMA_VERSION, render_pin
+
     if args.format == "json":
         sys.stdout.write(json.dumps({"schema_version": SCHEMA_VERSION, verb: render_pin(pin)}, indent=2) + "\n")
     else:
@@ -70,6 +73,8 @@ def _print(pin: Pin, args: argparse.Namespace, verb: str) -> None:
 
 
 def pin_data(args: argparse.Namespace) -> Pin:
+    from queryopt.plans import pin_plan
+
     app, store, schema = _databases(args)
     return pin_plan(app, args.fingerprint, plan_hash=args.plan, schema=schema, store_conninfo=store)
 
@@ -80,6 +85,8 @@ def run_pin(args: argparse.Namespace) -> int:
 
 
 def unpin_data(args: argparse.Namespace) -> Pin:
+    from queryopt.plans import unpin
+
     _, store, schema = _databases(args)
     return unpin(store, args.fingerprint, schema=schema)
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from queryopt.cli.database import add_database_options, database_from
 from queryopt.config import parse_duration
-from queryopt.plans import PlanHistory, plan_history
-from queryopt.plans.render import render_json, render_markdown, render_table
+
+if TYPE_CHECKING:  # loaded when the command runs, so that `queryopt --help` stays light
+    from queryopt.plans import PlanHistory
 
 _EPILOG = """\
 exit status: 0 when the plans were listed, 2 on any error (one line on stderr).
@@ -41,12 +40,19 @@ def register(commands: Any) -> None:
 
 def plans_data(args: argparse.Namespace) -> PlanHistory:
     """The plain data behind the command."""
+
+    from queryopt.plans import plan_history
+
     dsn, schema = database_from(args)
     since = parse_duration(args.since, name="--since")
     return plan_history(dsn, since=since, fingerprint=args.fingerprint, schema=schema)
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from queryopt.plans.render import render_json, render_markdown, render_table
+
     history = plans_data(args)
     if args.format == "json":
         sys.stdout.write(render_json(history))

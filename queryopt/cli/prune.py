@@ -7,7 +7,6 @@ from typing import Any
 
 from queryopt.cli.database import add_database_options, database_from
 from queryopt.config import parse_duration
-from queryopt.recorder.table import prune
 
 
 def register(commands: Any) -> None:
@@ -23,6 +22,8 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from queryopt.recorder.table import prune
+
     older_than = parse_duration(args.older_than, name="--older-than", require_unit=True)
     dsn, schema = database_from(args)
     deleted = prune(dsn, older_than, schema=schema, batch_size=args.batch_size)

@@ -12,16 +12,19 @@ import dataclasses
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-from rich.console import Console
-
-from queryopt.advisor import advise, hypopg_installed
 from queryopt.config import Settings
 from queryopt.errors import AdvisorError, PinError, ReportError
-from queryopt.plans import plan_history
-from queryopt.report import PlanChangeNote, PlanTree, Report, ReportFormat, Severity, SortKey, render, report
-from queryopt.report.terminal import print_report
+
+if TYPE_CHECKING:  # loaded when the command runs, so that `queryopt --help` stays light
+    from queryopt.report import Report
+
+# The report's own enums, written out so that `queryopt --help` loads neither the report nor rich
+# (tests/unit/cli/test_cli_startup.py checks they match SortKey, ReportFormat and Severity).
+SORT_KEYS: Final = ("total", "mean", "p95", "calls", "max")
+FORMATS: Final = ("table", "json", "markdown", "csv", "html")
+FAIL_ON: Final = ("warning", "critical")
 
 EXIT_OK = 0
 EXIT_FAIL_ON = 1
@@ -61,17 +64,13 @@ def register(commands: Any) -> None:
     parser.add_argument("--from", dest="from_", metavar="ISO", help="window start, ISO 8601 (UTC unless an offset)")
     parser.add_argument("--to", metavar="ISO", help="window end, ISO 8601 (default: now)")
     parser.add_argument("--top", type=int, default=20, help="how many queries to list (default: 20)")
-    parser.add_argument(
-        "--sort", choices=[key.value for key in SortKey], default=SortKey.TOTAL.value, help="order of the top list"
-    )
+    parser.add_argument("--sort", choices=SORT_KEYS, default=SORT_KEYS[0], help="order of the top list")
     parser.add_argument("--fingerprint", help="report on this query fingerprint only")
-    parser.add_argument(
-        "--format", choices=[f.value for f in ReportFormat], default=ReportFormat.TABLE.value, help="output format"
-    )
+    parser.add_argument("--format", choices=FORMATS, default=FORMATS[0], help="output format")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     parser.add_argument(
         "--fail-on",
-        choices=[Severity.WARNING.value, Severity.CRITICAL.value],
+        choices=FAIL_ON,
         help="exit with status 1 when a regression at or above this severity exists",
     )
     parser.add_argument(
@@ -94,7 +93,9 @@ def _advice(args: argparse.Namespace, dsn: str, recorder_dsn: str, schema: str) 
 
     ``dsn`` is the application's database (where indexes would go), ``recorder_dsn`` the one holding the
     slow-query table."""
-    if args.no_advice or args.format not in (ReportFormat.JSON.value, ReportFormat.HTML.value):
+    from queryopt.advisor import advise, hypopg_installed
+
+    if args.no_advice or args.format not in ("json", "html"):
         return None
     if not hypopg_installed(dsn):
         return None
@@ -108,6 +109,9 @@ def _advice(args: argparse.Namespace, dsn: str, recorder_dsn: str, schema: str) 
 def with_plans(result: Report, dsn: str) -> Report:
     """``result`` with the plan changes of its window and the latest plan of its top queries (plain data from
     the plan guard; unchanged when queryopt's plan tables are not there yet)."""
+    from queryopt.plans import plan_history
+    from queryopt.report import PlanChangeNote, PlanTree
+
     window = result.window
     try:
         history = plan_history(
@@ -133,6 +137,11 @@ def with_plans(result: Report, dsn: str) -> Report:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from queryopt.report import ReportFormat, Severity, render, report
+    from queryopt.report.terminal import print_report
+
     settings = Settings.from_env()
     dsn = args.dsn or settings.recorder.dsn or settings.dsn  # where the slow-query table is, as for migrate
     if not dsn:

@@ -34,7 +34,7 @@ import multiprocessing
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Hashable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager, contextmanager
@@ -179,6 +179,7 @@ class AsyncOptimizer(FrontEnd):
             self.settings, connect=self._catalog.connection, hint_rules=hint_rules, cache_scope=cache_scope
         )
         self._calls = self.preparer.calls
+        self._texts = self.preparer.texts
         self._observe_into(recorder, query_stats, conninfo, source="optimize_query_async")
         self._opened = False
         self._open_lock: asyncio.Lock | None = None
@@ -231,6 +232,7 @@ class AsyncOptimizer(FrontEnd):
         await asyncio.to_thread(self._stop_watching)
         if self._owns_recorder and self.observer.recorder is not None:
             await asyncio.to_thread(self.observer.recorder.close)
+        await self.executor.close()
         if self._owns_pool:
             await self.pool.close()
         await asyncio.to_thread(self._catalog.close)
@@ -291,7 +293,7 @@ class AsyncOptimizer(FrontEnd):
 
     # -- running -----------------------------------------------------------------------------------------
 
-    async def execute(
+    def execute(
         self,
         sql: str,
         params: Params = None,
@@ -302,9 +304,39 @@ class AsyncOptimizer(FrontEnd):
         index_hints: IndexHints = None,
         retries: int | None = None,
         cache_scope: Hashable = None,
-    ) -> QueryResult:
+    ) -> Coroutine[Any, Any, QueryResult]:
         """Run one statement; the options mean what they mean in :meth:`queryopt.Optimizer.execute`."""
-        call = self._calls.get((sql, None, params is not None)) if index_hints is None and self._opened else None
+        # A prepared text, no cache, no options: the run's own coroutine is returned to be awaited, so the
+        # call costs one coroutine fewer. Everything else (and every error) waits for the await, as before.
+        call = self._texts.get(sql) if index_hints is None and params is not None and self._opened else None
+        if (
+            call is not None
+            and not use_cache
+            and ttl is None
+            and timeout is None
+            and retries is None
+            and cache_scope is None
+        ):
+            try:
+                plan = plan_call(self.cache, call, params, None, use_cache=False, ttl=None, timeout=None, retries=None)
+            except QueryError as exc:
+                return _raising(exc)
+            return self._run(plan)
+        return self._execute(sql, params, use_cache, ttl, timeout, index_hints, retries, cache_scope)
+
+    async def _execute(
+        self,
+        sql: str,
+        params: Params,
+        use_cache: bool,
+        ttl: float | None,
+        timeout: float | None,
+        index_hints: IndexHints,
+        retries: int | None,
+        cache_scope: Hashable,
+    ) -> QueryResult:
+        """:meth:`execute` when it needs to await before running: a new text, the cache, options to check."""
+        call = self._texts.get(sql) if index_hints is None and params is not None and self._opened else None
         if call is None:
             call = await self.prepare(sql, index_hints, has_params=params is not None)
         if ttl is not None or timeout is not None or retries is not None:
@@ -345,7 +377,9 @@ class AsyncOptimizer(FrontEnd):
         except asyncio.CancelledError:
             await self._invalidate(self._run_failed(plan, started, None, pending))  # cancelled mid-write: assume done
             raise
-        await self._invalidate(self._run_finished(plan, started, result, pending))
+        tables = self._run_finished(plan, started, result, pending)
+        if tables != ():  # most calls invalidate nothing: no coroutine for them
+            await self.cache.abump(self.preparer.scope, tables)
         return result
 
     async def _run_limited(self, plan: CallPlan) -> QueryResult:
@@ -373,17 +407,37 @@ class AsyncOptimizer(FrontEnd):
             await self.cache.abump(self.preparer.scope, tables)
 
     async def query(
-        self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        rows: RowShape = "tuple",
+        use_cache: bool = False,
+        ttl: float | None = None,
+        timeout: float | None = None,
+        index_hints: IndexHints = None,
+        retries: int | None = None,
+        cache_scope: Hashable = None,
     ) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
         """Like :meth:`execute`, returning the rows as a list of tuples, or of dicts with ``rows="dict"``."""
-        return shape_rows(await self.execute(sql, params, **options), rows)
+        result = await self.execute(
+            sql,
+            params,
+            use_cache=use_cache,
+            ttl=ttl,
+            timeout=timeout,
+            index_hints=index_hints,
+            retries=retries,
+            cache_scope=cache_scope,
+        )
+        return list(result.rows) if rows == "tuple" else shape_rows(result, rows)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncTransaction]:
         """Run several statements in one transaction; their writes invalidate the cache after the commit."""
         if not self._opened:
             await self.open()
-        async with self.pool.connection() as conn:
+        async with self.executor.connection() as conn:  # an idle leased one, never one a call is using
             tx = AsyncTransaction(self, conn)
             limit_before = known_statement_timeout(conn)
             committed = body_ended = False
@@ -430,6 +484,10 @@ class AsyncTransaction:
 
     async def query(self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any) -> list[Any]:
         return shape_rows(await self.execute(sql, params, **options), rows)
+
+
+async def _raising(error: QueryError) -> QueryResult:
+    raise error
 
 
 def _retrieve(future: Future[Any]) -> None:

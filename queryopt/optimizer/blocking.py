@@ -6,7 +6,8 @@ dictionary lookup plus the work that truly depends on its parameters.
 
 Connections come from a psycopg pool in autocommit mode: one statement per
 call, committed when it returns, so a write invalidates the cached results of
-the tables it touched right after it succeeded. :meth:`Optimizer.transaction`
+the tables it touched right after it succeeded. A call keeps its connection
+leased for the next one (:mod:`queryopt.optimizer.leases`). :meth:`Optimizer.transaction`
 groups statements; its writes invalidate only after it commits.
 
 Session state does not survive between calls (a pooled connection serves
@@ -98,9 +99,10 @@ class Optimizer(FrontEnd):
         self.executor = Executor(pool, timeouts=self.settings.timeout, retry=self.settings.retry)
         check_cache_scope(cache_scope)
         self.preparer = CallPreparer(
-            self.settings, connect=pool.connection, hint_rules=hint_rules, cache_scope=cache_scope
+            self.settings, connect=self.executor.connection, hint_rules=hint_rules, cache_scope=cache_scope
         )
-        self._calls = self.preparer.calls
+        self._texts = self.preparer.texts
+        self._cache_get = self.cache.get
         if self._owns_pool:
             check_connection(dsn, pool_connection_kwargs(self.settings))  # a bad DSN fails here, at once
             pool.open(wait=True, timeout=self.settings.timeout.connect)
@@ -144,23 +146,28 @@ class Optimizer(FrontEnd):
         (a string, number or tuple of them) is added to the cache key, for results that depend on
         something the session does not show (a tenant picked inside the statement).
         """
-        call = self._calls.get((sql, None, params is not None)) if index_hints is None else None
+        call = self._texts.get(sql) if index_hints is None and params is not None else None
         if call is None:
             call = self.preparer.prepare(sql, index_hints, has_params=params is not None)
         if ttl is not None or timeout is not None or retries is not None:
             check_options(ttl, timeout, retries)
-        if cache_scope is not None:
-            check_cache_scope(cache_scope)
-        key = cache_key(call, params, cache_scope) if use_cache else None
-        if key is not None:
-            if self._telemetry is None:
-                hit = self.cache.get(key, call.version_keys)
-            else:  # telemetry on: a hit is timed and reported too
-                started = time.perf_counter()
-                if (hit := self.cache.get(key, call.version_keys)) is not None:
-                    self._served(call, started)
-            if hit is not None:
-                return hit
+        if use_cache:
+            if cache_scope is not None:
+                check_cache_scope(cache_scope)
+            key = cache_key(call, params, cache_scope)
+            if key is not None:
+                if self._telemetry is None:
+                    if (hit := self._cache_get(key, call.version_keys)) is not None:
+                        return hit
+                else:  # telemetry on: a hit is timed and reported too
+                    started = time.perf_counter()
+                    if (hit := self._cache_get(key, call.version_keys)) is not None:
+                        self._served(call, started)
+                        return hit
+        else:
+            if cache_scope is not None:
+                check_cache_scope(cache_scope)
+            key = None
         plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
         if plan.key is None:
             return self._run(plan)
@@ -210,15 +217,35 @@ class Optimizer(FrontEnd):
             self.cache.bump(self.preparer.scope, tables)
 
     def query(
-        self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        rows: RowShape = "tuple",
+        use_cache: bool = False,
+        ttl: float | None = None,
+        timeout: float | None = None,
+        index_hints: IndexHints = None,
+        retries: int | None = None,
+        cache_scope: Hashable = None,
     ) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
         """Like :meth:`execute`, returning the rows as a list of tuples, or of dicts with ``rows="dict"``."""
-        return shape_rows(self.execute(sql, params, **options), rows)
+        result = self.execute(
+            sql,
+            params,
+            use_cache=use_cache,
+            ttl=ttl,
+            timeout=timeout,
+            index_hints=index_hints,
+            retries=retries,
+            cache_scope=cache_scope,
+        )
+        return list(result.rows) if rows == "tuple" else shape_rows(result, rows)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """Run several statements in one transaction; their writes invalidate the cache after the commit."""
-        with self.pool.connection() as conn:
+        with self.executor.connection() as conn:  # an idle leased one, never one a call is using
             tx = Transaction(self, conn)
             limit_before = known_statement_timeout(conn)
             committed = body_ended = False
@@ -246,7 +273,7 @@ class Optimizer(FrontEnd):
         self._stop_watching()
         if self._owns_recorder and self.recorder is not None:
             self.recorder.close()
-        self.executor.watchdog.close()
+        self.executor.close()
         if self._owns_pool:
             self.pool.close()
 
@@ -326,7 +353,7 @@ def optimize_query(
         retries=retries,
         cache_scope=cache_scope,
     )
-    return shape_rows(result, rows)
+    return list(result.rows) if rows == "tuple" else shape_rows(result, rows)
 
 
 def metrics_summary() -> dict[str, dict[str, float]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from queryopt.cache import ResultCache, UnkeyableParams, canonical_params
+from queryopt.cache.api import SCALAR_TYPES
 from queryopt.errors import ConfigurationError, QueryError
 from queryopt.optimizer.execution import Params, timeout_ms
 from queryopt.optimizer.preparation import PreparedCall
@@ -75,6 +76,14 @@ def cache_key(call: PreparedCall, params: Params, cache_scope: Hashable = None) 
     """
     if call.bypass_reasons:
         return None
+    kind = type(params)
+    if cache_scope is None and (kind is list or kind is tuple) and len(params) == 1:  # type: ignore[arg-type]
+        # A primary-key lookup, on every cache hit: a flat key (one tuple to build and hash), without a call.
+        # Its length (3) keeps it apart from every (prefix, canonical parameters) key.
+        value = params[0]  # type: ignore[index]
+        value_kind = type(value)
+        if value_kind in SCALAR_TYPES:
+            return (call.cache_prefix, value_kind, value)
     try:
         prefix = call.cache_prefix if cache_scope is None else (call.cache_prefix, cache_scope)
         return (prefix, canonical_params(params))

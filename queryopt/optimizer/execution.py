@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,7 +41,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from queryopt.config import RetryPolicy, Settings, TimeoutPolicy
 from queryopt.errors import QueryError, QueryTimeout
 from queryopt.hints import planner_settings_applied
-from queryopt.result import QueryResult
+from queryopt.optimizer.leases import Leases
+from queryopt.result import QueryResult, query_result
 
 __all__ = [
     "ExecutionRules",
@@ -62,6 +64,8 @@ TIMEOUT_ATTRIBUTE: Final = "_queryopt_statement_timeout_ms"
 """The connection attribute remembering the statement_timeout queryopt last set on it."""
 SET_TIMEOUT_SQL: Final = "SELECT set_config('statement_timeout', %s, false)"
 _CONNECTION_LOST_STATES: Final = frozenset({"57P01", "57P02", "57P03"})
+KEEP_RESULT_ROWS: Final = 1000
+"""A leased cursor that fetched more rows than this is replaced, so an idle lease holds no large result."""
 _RETRY_ANY_STATEMENT: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
 
@@ -195,7 +199,7 @@ def column_names(result: PGresult | None, conn: psycopg.BaseConnection[Any]) -> 
     not to key on)."""
     if result is None or not result.nfields:
         return ()
-    raw = tuple([result.fname(index) for index in range(result.nfields)])
+    raw = tuple(map(result.fname, range(result.nfields)))
     names = _DECODED_NAMES.get(raw)
     if names is None:
         encoding = conn.info.encoding
@@ -288,7 +292,11 @@ class ExecutionRules:
 
 
 class Executor(ExecutionRules):
-    """Runs :class:`Statement` objects on a psycopg pool with timeouts and retries."""
+    """Runs :class:`Statement` objects on a psycopg pool with timeouts and retries.
+
+    Calls run on leased connections (:mod:`queryopt.optimizer.leases`): kept out of the pool between
+    calls with their cursor, returned when idle, when the pool has waiting clients, and on :meth:`close`.
+    """
 
     def __init__(
         self,
@@ -301,6 +309,7 @@ class Executor(ExecutionRules):
         super().__init__(timeouts=timeouts, retry=retry)
         self.pool = pool
         self.watchdog = watchdog or Watchdog()
+        self.leases = Leases(pool)
 
     def configure_connection(self, conn: Connection) -> None:
         """Pool ``configure`` hook: give a new connection the default statement timeout, once."""
@@ -320,8 +329,39 @@ class Executor(ExecutionRules):
             raise self.translate(statement, exc, limit, started) from exc
 
     def _attempt(self, statement: Statement, params: Params, limit: int, started: float) -> QueryResult:
-        with self.pool.connection() as conn:
-            return self._execute_on(conn, statement, params, limit, started)
+        leases = self.leases
+        shelf = leases.shelf
+        lease = shelf.take() or leases.new()
+        conn = lease.conn
+        cursor = lease.cursor
+        try:
+            if limit <= 0 or statement.planner_settings or getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit:
+                result = self._execute_on(conn, cursor, statement, params, limit, started)
+            else:  # the common call, inline: no frame of its own
+                watchdog = self.watchdog
+                watchdog.watch(conn, started + limit / 1000 + self.timeouts.network_grace)
+                try:
+                    cursor.execute(statement.text, params)
+                    columns = column_names(cursor.pgresult, conn)
+                    rows = cursor.fetchall() if columns else []
+                except psycopg.Error as exc:
+                    if watchdog.release(conn):
+                        raise _Stalled(str(exc)) from exc
+                    raise
+                watchdog.release(conn)
+                result = query_result(columns, tuple(rows), cursor.rowcount)
+        except BaseException:
+            leases.give_back(lease, started, ok=False)  # a broken connection goes back to the pool, replaced
+            raise
+        if len(result.rows) > KEEP_RESULT_ROWS:
+            lease.cursor = conn.cursor()  # the old one, and the large result it holds, are dropped
+        if not shelf.keep(lease, started):
+            leases.release(lease)
+        return result
+
+    def connection(self) -> AbstractContextManager[Connection]:
+        """A connection for a caller's own statements (a transaction, catalog look-ups): idle leased, else pooled."""
+        return self.leases.connection()
 
     def run_on(
         self, conn: Connection, statement: Statement, params: Params, *, limit_ms: int | None = None
@@ -330,12 +370,18 @@ class Executor(ExecutionRules):
         limit = self.default_timeout_ms if limit_ms is None else limit_ms
         started = time.perf_counter()
         try:
-            return self._execute_on(conn, statement, params, limit, started)
+            return self._execute_on(conn, conn.cursor(), statement, params, limit, started)
         except psycopg.Error as exc:
             raise self.translate(statement, exc, limit, started) from exc
 
     def _execute_on(
-        self, conn: Connection, statement: Statement, params: Params, limit: int, started: float
+        self,
+        conn: Connection,
+        cursor: psycopg.Cursor[Any],
+        statement: Statement,
+        params: Params,
+        limit: int,
+        started: float,
     ) -> QueryResult:
         if getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit and ensure_statement_timeout(conn, limit):
             self._counters["timeout_changes"] += 1
@@ -345,11 +391,11 @@ class Executor(ExecutionRules):
         try:
             if statement.planner_settings:
                 with planner_settings_applied(conn, statement.planner_settings):
-                    cursor = conn.execute(statement.text, params)
+                    cursor.execute(statement.text, params)
                     columns = column_names(cursor.pgresult, conn)
                     rows = cursor.fetchall() if columns else []
             else:
-                cursor = conn.execute(statement.text, params)
+                cursor.execute(statement.text, params)
                 columns = column_names(cursor.pgresult, conn)
                 rows = cursor.fetchall() if columns else []
         except psycopg.Error as exc:
@@ -358,7 +404,12 @@ class Executor(ExecutionRules):
             raise
         if guarded:
             self.watchdog.release(conn)
-        return QueryResult(columns, tuple(rows), cursor.rowcount)
+        return query_result(columns, tuple(rows), cursor.rowcount)
+
+    def close(self) -> None:
+        """Return the idle leased connections to the pool and stop the watchdog."""
+        self.leases.close()
+        self.watchdog.close()
 
     def _retry(
         self, statement: Statement, params: Params, limit: int, first: psycopg.Error, attempts: int | None

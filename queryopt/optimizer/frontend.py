@@ -160,7 +160,10 @@ class FrontEnd:
 
     def _run_finished(self, plan: CallPlan, started: float, result: QueryResult, pending: Pending | None) -> Tables:
         """Observe a successful run; the tables whose cached results to invalidate now (``()``: none)."""
-        self._observe_plan(plan, started, result.rowcount, None)
+        if not self.observer.quick(plan.call, time.perf_counter() - started):
+            self._observe_plan(plan, started, result.rowcount, None)
+        if plan.call.invalidates == ():  # a read: nothing to decide
+            return ()
         return _invalidation(plan, pending, happened=True)
 
     def _run_failed(self, plan: CallPlan, started: float, error: QueryError | None, pending: Pending | None) -> Tables:

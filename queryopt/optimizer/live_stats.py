@@ -1,7 +1,8 @@
 """Live per-fingerprint statistics and anomaly alerts, in memory and bounded.
 
-:meth:`QueryStats.observe` runs on every query, so it does constant work: a
-lock, an ordered-dict lookup, a ring-buffer write and a running sum. The
+:meth:`QueryStats.observe` runs on every query, so it does a few attribute
+writes under a lock: the same query as the last call needs no lookup, and the
+recent mean is summed only for a call slow enough to raise an alert. The
 baseline of a fingerprint is the mean of its recent calls (the window before
 the call being judged). A call slower than ``alert_warning_factor`` times the
 baseline raises a warning, slower than ``alert_critical_factor`` times a
@@ -61,7 +62,7 @@ class Alert:
 class _Window:
     """The recent durations of one fingerprint, as a ring buffer with a running sum."""
 
-    __slots__ = ("count", "durations", "last_alert", "next", "total")
+    __slots__ = ("count", "durations", "last_alert", "next")
 
     def __init__(self) -> None:
         self.durations: list[float] = []
@@ -70,7 +71,6 @@ class _Window:
     def reset(self) -> None:
         self.durations.clear()
         self.next = 0
-        self.total = 0.0
         self.count = 0
         self.last_alert = -math.inf
 
@@ -94,6 +94,8 @@ class QueryStats:
         self._critical = policy.alert_critical_factor
         self._cooldown = policy.alert_cooldown
         self._windows: OrderedDict[str, _Window] = OrderedDict()
+        self._latest: str | None = None
+        self._latest_window = _Window()
         self._lock = threading.Lock()
         self._callbacks: tuple[Callable[[Alert], None], ...] = ()
 
@@ -101,35 +103,34 @@ class QueryStats:
         """Count one call of ``fingerprint`` that took ``duration`` seconds; may raise an alert."""
         alert = None
         with self._lock:
-            window = self._windows.get(fingerprint)
-            if window is None:
-                if len(self._windows) >= self._max_fingerprints:
-                    window = self._windows.popitem(last=False)[1]
-                    window.reset()  # reuse the evicted window: no allocation on the eviction path
-                else:
-                    window = _Window()
-                self._windows[fingerprint] = window
+            window: _Window | None
+            if fingerprint is self._latest:  # the same query again: already the most recently seen
+                window = self._latest_window
             else:
-                self._windows.move_to_end(fingerprint)
+                window = self._windows.get(fingerprint)
+                if window is None:
+                    if len(self._windows) >= self._max_fingerprints:
+                        window = self._windows.popitem(last=False)[1]
+                        window.reset()  # reuse the evicted window: no allocation on the eviction path
+                    else:
+                        window = _Window()
+                    self._windows[fingerprint] = window
+                else:
+                    self._windows.move_to_end(fingerprint)
+                self._latest, self._latest_window = fingerprint, window
             durations = window.durations
-            filled = len(durations)
-            if filled >= self._min_samples and duration >= self._min_duration:
-                baseline = window.total / filled
+            position = window.next
+            if duration >= self._min_duration and len(durations) >= self._min_samples:
+                # Only a call this slow can raise an alert: the baseline is summed here, not on every call.
+                baseline = math.fsum(durations) / len(durations)
                 if duration > baseline * self._warning:
                     alert = self._judge(fingerprint, window, duration, baseline)
             window.count += 1
-            position = window.next
-            if filled < self._size:
-                durations.append(duration)
-                window.total += duration
-            else:
-                window.total += duration - durations[position]
+            if position < len(durations):
                 durations[position] = duration
-            if position + 1 < self._size:
-                window.next = position + 1
             else:
-                window.next = 0
-                window.total = math.fsum(durations)  # once per lap: no floating-point drift in the running sum
+                durations.append(duration)
+            window.next = position + 1 if position + 1 < self._size else 0
         if alert is not None:
             self._emit(alert)
 

@@ -209,6 +209,16 @@ class PreparedCall:
     """Tables whose cached results a successful run invalidates: ``()`` none, ``None`` the whole scope."""
 
 
+def key_prefix(session_scope: Hashable, text: str) -> str:
+    """What a cache key holds besides the parameters: the session scope and the text sent, as one string.
+
+    A string caches its hash, so a hit hashes its key's prefix once per prepared call, not per call. The
+    scope is strings, numbers and tuples of them (``check_cache_scope``), whose ``repr`` is unambiguous and
+    never holds a raw NUL, so the first NUL ends it.
+    """
+    return f"{session_scope!r}\x00{text}"
+
+
 def freeze_hints(value: Any) -> Hashable:
     """A hashable stand-in for the hints a caller passed (lists and dicts included)."""
     if isinstance(value, Mapping):
@@ -252,6 +262,9 @@ class CallPreparer:
         self._connect = connect
         self.calls: dict[Hashable, PreparedCall] = {}
         """Prepared calls by (SQL text, frozen hints, has_params); cleared, never replaced."""
+        self.texts: dict[str, PreparedCall] = {}
+        """The prepared calls without hints and with parameters, by SQL text alone: the hot path's lookup
+        (a string caches its hash; a tuple key is built and hashed per call). Cleared with :attr:`calls`."""
         self._lock = threading.Lock()
 
     @property
@@ -290,12 +303,14 @@ class CallPreparer:
             self.views = dict(views or {})
             self.policy_settings = tuple(policy_settings)
             self.calls.clear()  # prepared calls carry the old scope in their cache keys
+            self.texts.clear()
 
     def use_pins(self, pins: HintRules) -> None:
         """Apply ``pins`` from now on (the pin watcher's thread calls this); calls are prepared again."""
         with self._lock:
             self.pins = pins
             self.calls.clear()
+            self.texts.clear()
 
     @property
     def hint_mode(self) -> HintMode:
@@ -323,7 +338,10 @@ class CallPreparer:
             prepared = self.calls
             if len(prepared) >= _MAX_PREPARED:
                 prepared.clear()
+                self.texts.clear()
             prepared[key] = call
+            if index_hints is None and has_params:
+                self.texts[sql] = call
         return call
 
     def __len__(self) -> int:
@@ -398,7 +416,7 @@ class CallPreparer:
             analysis=analysis,
             statement=Statement(text, analysis.fingerprint, analysis.read_only, settings),
             hint_text=hint_text,
-            cache_prefix=(self._session_scope(), text),
+            cache_prefix=key_prefix(self._session_scope(), text),
             version_keys=ResultCache.version_keys(self.scope, self._relations_read(analysis)),
             bypass_reasons=reasons,
             invalidates=invalidates,

@@ -114,6 +114,8 @@ class SlowQueryRecorder:
         # Read on every submit: plain attributes, no policy lookups on the hot path.
         self._threshold_ms = policy.threshold * 1000.0
         self._thresholds_ms = {fp: seconds * 1000.0 for fp, seconds in policy.thresholds.items()}
+        self.never_slow_below = min([policy.threshold, *policy.thresholds.values()])
+        """Seconds under which no call is slow, whatever its fingerprint: the caller's check before :meth:`is_slow`."""
         self._max_per_fingerprint = policy.max_per_fingerprint
         self._sample_window = policy.sample_window
         self._batch_size = policy.batch_size

@@ -507,7 +507,9 @@ def test_instrumenting_twice_is_harmless_and_uninstrument_restores_plain_behavio
         connection.execute(query)
     fingerprint = queryopt.analyze("SELECT 1 AS one").fingerprint
     assert first.metrics_summary()[fingerprint]["count"] == 1  # one observation, not two
+    assert "do_execute" in vars(engine.dialect), "queryopt wraps this engine's dialect.do_execute"
     assert uninstrument(engine)
+    assert "do_execute" not in vars(engine.dialect), "uninstrument put the dialect's own method back"
     assert not uninstrument(engine)
     assert instrumentation_of(engine) is None
     with engine.connect() as connection:  # a new connection: the pool was disposed
