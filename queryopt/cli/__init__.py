@@ -54,11 +54,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not _one_line_error(exc):
             raise
         # libpq messages span lines ("…failed: …\n\tIs the server running…"): one line on stderr.
-        print(f"queryopt: error: {' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
+        print(f"queryopt: error: {_describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("queryopt: interrupted", file=sys.stderr)
         return 130
+
+
+def _describe(exc: Exception) -> str:
+    """One line; a bare driver error about connecting says so, the same way for every command."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    forms = "postgresql://user@host/dbname or 'host=… dbname=…'"
+    if ("connection info string" in text or "invalid connection option" in text) and forms not in text:
+        return f"{text} (a connection string is {forms})"
+    if isinstance(exc, QueryoptError):
+        return text
+    if type(exc).__name__ == "OperationalError" and "connection" in text:
+        return f"cannot connect to the database: {text}"
+    return text
 
 
 def _one_line_error(exc: Exception) -> bool:

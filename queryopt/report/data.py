@@ -85,7 +85,10 @@ def _connect(conninfo: str) -> psycopg.Connection[Row]:
     try:
         params = conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError as exc:
-        raise ReportError(f"the connection string is not valid: {_one_line(exc)}") from exc
+        raise ReportError(
+            f"the connection string is not valid: {_one_line(exc)} "
+            "(use postgresql://user@host/dbname or 'host=… dbname=…')"
+        ) from exc
     # A report should fail fast on an unreachable server instead of waiting for the OS.
     defaults = {"connect_timeout": _CONNECT_TIMEOUT, "application_name": "queryopt report"}
     from_env = {"connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}

@@ -118,7 +118,10 @@ def _connect(conninfo: str) -> psycopg.Connection[tuple[Any, ...]]:
     try:
         params = conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError as exc:
-        raise ReportError(f"the connection string is not valid: {_one_line(exc)}") from exc
+        raise ReportError(
+            f"the connection string is not valid: {_one_line(exc)} "
+            "(use postgresql://user@host/dbname or 'host=… dbname=…')"
+        ) from exc
     # A live view must say at once that the server is unreachable instead of waiting for the OS.
     defaults = {"connect_timeout": _CONNECT_TIMEOUT, "application_name": "queryopt top"}
     from_env = {"connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}

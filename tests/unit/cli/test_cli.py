@@ -42,6 +42,8 @@ def test_console_entry_point_runs() -> None:
         ["plans"],
         ["pin", "0123456789abcdef"],
         ["unpin", "0123456789abcdef"],
+        ["top", "--once"],
+        ["advise"],
     ],
 )
 def test_an_unreachable_database_is_one_line_and_exit_2(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,3 +52,17 @@ def test_an_unreachable_database_is_one_line_and_exit_2(command: list[str], caps
     assert err.startswith("queryopt: error: ")
     assert "/nonexistent" in err
     assert err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("command", [["plans"], ["pin", "0123456789abcdef"], ["explain", "SELECT 1"], ["report"]])
+def test_every_command_says_it_could_not_connect(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*command, "--dsn", "host=/nonexistent dbname=x connect_timeout=2"]) == 2
+    assert "connect" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["plans"], ["report"], ["migrate"]])
+def test_a_url_of_another_database_gets_the_forms_libpq_accepts(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "--dsn", "mysql://u@h/db"]) == 2
+    assert "postgresql://user@host/dbname" in capsys.readouterr().err
