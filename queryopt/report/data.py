@@ -77,28 +77,35 @@ def _check_arguments(schema: str, top: int, sort: SortKey | str, fingerprint: st
         raise ReportError(f"cannot sort by {sort!r}: use one of {allowed}") from None
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """A driver error's text on one line (libpq's messages span several)."""
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _connect(conninfo: str) -> psycopg.Connection[Row]:
+def connect_read_only(conninfo: str, *, application_name: str, connect_timeout: str) -> psycopg.Connection[Row]:
+    """A read-only connection that fails fast and says why in one line (a report, the live view)."""
     try:
         params = conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError as exc:
         raise ReportError(
-            f"the connection string is not valid: {_one_line(exc)} "
+            f"the connection string is not valid: {one_line(exc)} "
             "(use postgresql://user@host/dbname or 'host=… dbname=…')"
         ) from exc
-    # A report should fail fast on an unreachable server instead of waiting for the OS.
-    defaults = {"connect_timeout": _CONNECT_TIMEOUT, "application_name": "queryopt report"}
+    # Fail fast on an unreachable server instead of waiting for the OS; the caller's own values win.
+    defaults = {"connect_timeout": connect_timeout, "application_name": application_name}
     from_env = {"connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}
     extra = {key: value for key, value in defaults.items() if key not in params and from_env[key] not in os.environ}
     try:
         conn = psycopg.connect(make_conninfo(conninfo, **extra))
     except psycopg.Error as exc:
-        raise ReportError(f"cannot connect to the database: {_one_line(exc)}") from exc
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        raise ReportError(f"cannot connect to the database: {one_line(exc)}") from exc
     conn.read_only = True
+    return conn
+
+
+def _connect(conninfo: str) -> psycopg.Connection[Row]:
+    conn = connect_read_only(conninfo, application_name="queryopt report", connect_timeout=_CONNECT_TIMEOUT)
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # one snapshot for every aggregate
     return conn
 
 
@@ -181,7 +188,7 @@ def report(
                 if not rows:
                     raise ReportError(_nothing_found(conn, table, window, fingerprint))
         except psycopg.Error as exc:
-            raise ReportError(f"the report query failed: {_one_line(exc)}") from exc
+            raise ReportError(f"the report query failed: {one_line(exc)}") from exc
     regressions = sorted((_regression(row) for row in rows), key=_regression_order)
     return Report(
         schema=schema,

@@ -13,7 +13,6 @@ in it are not displayed; text that cannot be analysed (for example cut short by
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,10 +20,10 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from queryopt.analysis import analyze
 from queryopt.errors import QueryoptError, ReportError, migrate_command
+from queryopt.report.data import connect_read_only, one_line
 from queryopt.report.model import ReportWindow, Severity, SortKey, classify, ratio
 from queryopt.report.statements import PER_FINGERPRINT, SAMPLES, SESSION, SORT_COLUMNS, compose
 
@@ -110,28 +109,8 @@ class LiveView:
     """Warnings and criticals only, worst first."""
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _connect(conninfo: str) -> psycopg.Connection[tuple[Any, ...]]:
-    try:
-        params = conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError as exc:
-        raise ReportError(
-            f"the connection string is not valid: {_one_line(exc)} "
-            "(use postgresql://user@host/dbname or 'host=… dbname=…')"
-        ) from exc
-    # A live view must say at once that the server is unreachable instead of waiting for the OS.
-    defaults = {"connect_timeout": _CONNECT_TIMEOUT, "application_name": "queryopt top"}
-    from_env = {"connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}
-    extra = {key: value for key, value in defaults.items() if key not in params and from_env[key] not in os.environ}
-    try:
-        conn = psycopg.connect(make_conninfo(conninfo, **extra))
-    except psycopg.Error as exc:
-        raise ReportError(f"cannot connect to the database: {_one_line(exc)}") from exc
-    conn.read_only = True
-    return conn
+    return connect_read_only(conninfo, application_name="queryopt top", connect_timeout=_CONNECT_TIMEOUT)
 
 
 def _check(schema: str, top: int, minutes: float) -> None:
@@ -185,7 +164,7 @@ def live_view(
                 samples = {fp: (kind, normalized) for fp, kind, normalized, _text in sampled}
                 running = conn.execute(RUNNING, {"limit": top * 3}).fetchall()
         except psycopg.Error as exc:
-            raise ReportError(f"reading the live view failed: {_one_line(exc)}") from exc
+            raise ReportError(f"reading the live view failed: {one_line(exc)}") from exc
     return LiveView(
         schema=schema,
         generated_at=now,
