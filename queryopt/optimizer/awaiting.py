@@ -67,12 +67,11 @@ from queryopt.optimizer.core import (
 from queryopt.optimizer.execution import (
     Connection,
     Params,
-    assume_statement_timeout,
-    known_statement_timeout,
+    TimeoutAfterRollback,
     pool_connection_kwargs,
 )
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
-from queryopt.optimizer.limits import overloaded
+from queryopt.optimizer.limits import Slot
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import (
     CUSTOM_SETTINGS_SQL,
@@ -392,15 +391,8 @@ class AsyncOptimizer(FrontEnd):
         except QueryRejected as exc:
             self._rejected(plan, exc)
             raise
-        started = time.perf_counter()
-        dropped = False
-        try:
+        with Slot(limiter, gate):
             return await self._run(plan, admitted=True)
-        except QueryError as exc:
-            dropped = overloaded(exc)
-            raise
-        finally:
-            limiter.release(gate, time.perf_counter() - started, dropped=dropped)
 
     async def _invalidate(self, tables: Tables) -> None:
         if tables != ():
@@ -439,16 +431,10 @@ class AsyncOptimizer(FrontEnd):
             await self.open()
         async with self.executor.connection() as conn:  # an idle leased one, never one a call is using
             tx = AsyncTransaction(self, conn)
-            limit_before = known_statement_timeout(conn)
-            committed = body_ended = False
-            try:
+            with TimeoutAfterRollback(conn) as guard:
                 async with conn.transaction():
                     yield tx
-                    body_ended = True  # skipped when a psycopg.Rollback ends the block quietly
-                committed = body_ended
-            finally:
-                if not committed:  # the rollback put back the session's limit from before the transaction
-                    assume_statement_timeout(conn, limit_before)
+                    guard.body_ended = True
         for tables in tx.invalidations:
             await self.cache.abump(self.preparer.scope, tables)
 

@@ -46,12 +46,11 @@ from queryopt.optimizer.execution import (
     Connection,
     Executor,
     Params,
-    assume_statement_timeout,
-    known_statement_timeout,
+    TimeoutAfterRollback,
     pool_connection_kwargs,
 )
 from queryopt.optimizer.frontend import FrontEnd, Pending, Tables
-from queryopt.optimizer.limits import overloaded
+from queryopt.optimizer.limits import Slot
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import CallPreparer, IndexHints, PreparedCall
 from queryopt.recorder import SlowQueryRecorder
@@ -202,15 +201,8 @@ class Optimizer(FrontEnd):
         except QueryRejected as exc:
             self._rejected(plan, exc)
             raise
-        started = time.perf_counter()
-        dropped = False
-        try:
+        with Slot(limiter, gate):
             return self._run(plan, admitted=True)
-        except QueryError as exc:
-            dropped = overloaded(exc)
-            raise
-        finally:
-            limiter.release(gate, time.perf_counter() - started, dropped=dropped)
 
     def _invalidate(self, tables: Tables) -> None:
         if tables != ():
@@ -247,16 +239,9 @@ class Optimizer(FrontEnd):
         """Run several statements in one transaction; their writes invalidate the cache after the commit."""
         with self.executor.connection() as conn:  # an idle leased one, never one a call is using
             tx = Transaction(self, conn)
-            limit_before = known_statement_timeout(conn)
-            committed = body_ended = False
-            try:
-                with conn.transaction():
-                    yield tx
-                    body_ended = True  # skipped when a psycopg.Rollback ends the block quietly
-                committed = body_ended
-            finally:
-                if not committed:  # the rollback put back the session's limit from before the transaction
-                    assume_statement_timeout(conn, limit_before)
+            with TimeoutAfterRollback(conn) as guard, conn.transaction():
+                yield tx
+                guard.body_ended = True
         for tables in tx.invalidations:
             self.cache.bump(self.preparer.scope, tables)
 

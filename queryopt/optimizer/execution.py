@@ -48,6 +48,7 @@ __all__ = [
     "ExecutionRules",
     "Executor",
     "Statement",
+    "TimeoutAfterRollback",
     "Watchdog",
     "assume_statement_timeout",
     "ensure_statement_timeout",
@@ -94,6 +95,26 @@ def assume_statement_timeout(conn: object, milliseconds: int | None) -> None:
     For a caller that knows the server changed it, e.g. a rollback undoing a ``set_config`` made in its transaction.
     """
     setattr(conn, TIMEOUT_ATTRIBUTE, milliseconds)
+
+
+class TimeoutAfterRollback:
+    """Around a transaction on ``conn``: when it does not commit, the rollback puts back the session's
+    ``statement_timeout`` from before it, so the remembered one must be put back too.
+
+    Set ``body_ended`` after the transaction's body: a quiet ``psycopg.Rollback`` skips that line.
+    """
+
+    def __init__(self, conn: object) -> None:
+        self.conn = conn
+        self.before = known_statement_timeout(conn)
+        self.body_ended = False
+
+    def __enter__(self) -> TimeoutAfterRollback:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is not None or not self.body_ended:
+            assume_statement_timeout(self.conn, self.before)
 
 
 def pool_connection_kwargs(settings: Settings) -> dict[str, Any]:

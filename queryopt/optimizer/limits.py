@@ -59,9 +59,9 @@ from typing import Final
 from psycopg_pool import PoolTimeout
 
 from queryopt.config import LimitMode, LimitPolicy
-from queryopt.errors import ConfigurationError, QueryRejected
+from queryopt.errors import ConfigurationError, QueryError, QueryRejected
 
-__all__ = ["ConcurrencyLimiter", "Gate", "open_limiter", "overloaded"]
+__all__ = ["ConcurrencyLimiter", "Gate", "Slot", "open_limiter", "overloaded"]
 
 _SLOT: Final = True
 """What a slot token is: its identity does not matter, only how many there are."""
@@ -562,3 +562,21 @@ def _wake_future(loop: asyncio.AbstractEventLoop, woken: asyncio.Future[None]) -
 
     with contextlib.suppress(RuntimeError):  # the waiter's loop is closed: nobody is left to wake
         loop.call_soon_threadsafe(resolve)
+
+
+class Slot:
+    """Holds a call's slot while it runs (blocking or awaited alike), then releases it with the call's duration;
+    a call that failed for overload (see :func:`overloaded`) counts as a drop signal."""
+
+    def __init__(self, limiter: ConcurrencyLimiter, gate: Gate) -> None:
+        self.limiter = limiter
+        self.gate = gate
+        self.started = 0.0
+
+    def __enter__(self) -> Slot:
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, *rest: object) -> None:
+        dropped = isinstance(exc, QueryError) and overloaded(exc)
+        self.limiter.release(self.gate, time.perf_counter() - self.started, dropped=dropped)
