@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import psycopg
+from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
@@ -104,3 +107,27 @@ def print_table(title: str, rows: Sequence[dict[str, object]], console: Console 
         cells = (verdict(row.get(c)) if c == "met" else str(row.get(c, "")) for c in columns)  # type: ignore[arg-type]
         table.add_row(*cells)
     console.print(table)
+
+
+@contextmanager
+def scratch_database(dsn: str | None, name: str, *, server_settings: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A fresh database ``name`` on ``dsn``'s server (dropped afterwards), or on a throwaway server when ``dsn``
+    is None (started with ``server_settings``)."""
+    if dsn is None:
+        from queryopt.embedded import EmbeddedPostgres
+
+        with (
+            EmbeddedPostgres(settings=dict(server_settings or {})) as server,
+            scratch_database(server.conninfo(), name) as target,
+        ):
+            yield target
+        return
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(drop)
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield psycopg.conninfo.make_conninfo(dsn, dbname=name)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(drop)

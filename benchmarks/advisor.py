@@ -16,17 +16,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from rich.console import Console
 
-from benchmarks._harness import print_table
+from benchmarks._harness import print_table, scratch_database
 from queryopt.advisor import advise
-from queryopt.embedded import EmbeddedPostgres
 from queryopt.schema import migrate
 
 DATABASE = "queryopt_bench_advisor"
@@ -43,21 +41,9 @@ FROM generate_series(1, 5) AS g
 """
 
 
-@contextmanager
-def _database(dsn: str | None) -> Iterator[str]:
-    if dsn is None:
-        with EmbeddedPostgres() as server, _database(server.conninfo()) as target:
-            yield target
-        return
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    target = psycopg.conninfo.make_conninfo(dsn, dbname=DATABASE)
-    try:
-        yield target
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
+def _database(dsn: str | None) -> AbstractContextManager[str]:
+    """A fresh database on ``dsn``'s server, or on a throwaway server when ``dsn`` is None."""
+    return scratch_database(dsn, DATABASE)
 
 
 def _load(dsn: str, tables: int, rows: int) -> list[str]:

@@ -19,8 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +28,7 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from queryopt.embedded.postgres import EmbeddedPostgres
+from benchmarks._harness import scratch_database
 from queryopt.report import Severity, render, report, statements
 from queryopt.report.render import ReportFormat
 from queryopt.report.window import bucket_starts, resolve_window
@@ -64,23 +63,10 @@ FROM generate_series(1, %(rows)s) AS g,
 """
 
 
-@contextmanager
-def _database(dsn: str | None) -> Iterator[str]:
+def _database(dsn: str | None) -> AbstractContextManager[str]:
     """A fresh database on ``dsn``'s server, or on a throwaway server when ``dsn`` is None."""
-    if dsn is None:
-        # A larger max_wal_size only means fewer checkpoints while generating; the report reads with defaults.
-        with EmbeddedPostgres(settings={"max_wal_size": "4GB"}) as server, _database(server.conninfo()) as target:
-            yield target
-        return
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(DATABASE)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    target = psycopg.conninfo.make_conninfo(dsn, dbname=DATABASE)
-    try:
-        yield target
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
+    # A larger max_wal_size only means fewer checkpoints while generating; the report reads with defaults.
+    return scratch_database(dsn, DATABASE, server_settings={"max_wal_size": "4GB"})
 
 
 def _generate(dsn: str, rows: int, start: datetime, *, regressed: bool) -> float:
