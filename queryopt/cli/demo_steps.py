@@ -455,6 +455,7 @@ def _show_advice(demo: _Demo) -> None:
     )
     hypopg_schema = _hypopg_schema(demo)
     if hypopg_schema is None:
+        demo.findings.append(("advice", "skipped: no HypoPG in the database"))
         return
     optimizer = demo.optimizer
     products = range(7, 12)
@@ -477,6 +478,7 @@ def _show_advice(demo: _Demo) -> None:
         )
     except AdvisorError as exc:
         demo.console.print(f"index advice skipped: {exc}", markup=False)
+        demo.findings.append(("advice", "skipped: the advisor failed"))
         return
     _print_advice(demo, advice)
     lookup = fingerprint(PRODUCT_LINES)
@@ -529,7 +531,10 @@ def _hypopg_schema(demo: _Demo) -> str | None:
             conn.execute(sql.SQL("CREATE EXTENSION hypopg SCHEMA {}").format(sql.Identifier(SCHEMA)))
         except psycopg.Error as exc:
             reason = " ".join(str(exc).split())
-            demo.console.print(f"index advice skipped: CREATE EXTENSION hypopg failed: {reason}", markup=False)
+            demo.console.print(
+                f"index advice skipped: CREATE EXTENSION hypopg failed ({reason}); a superuser can run it",
+                markup=False,
+            )
             return None
     return SCHEMA
 
