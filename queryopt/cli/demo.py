@@ -25,8 +25,9 @@ def register(commands: Any) -> None:
         help="run the guided demo on a throwaway PostgreSQL",
         description=(
             "Run the guided demo: a small shop with a few hundred thousand rows, the result cache, an index hint, "
-            "a timeout, slow-query recording and the report. Without --dsn it starts a throwaway PostgreSQL; "
-            "with --dsn it works in its own schema (queryopt_demo) and removes it afterwards."
+            "a timeout, slow-query recording, the report and index advice from the recorded queries (HypoPG). "
+            "Without --dsn it starts a throwaway PostgreSQL; with --dsn it works in its own schema (queryopt_demo) "
+            "and removes it afterwards, with the HypoPG extension if the demo created it."
         ),
     )
     parser.add_argument("--dsn", help="use this database instead of a throwaway server")
