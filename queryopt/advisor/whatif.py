@@ -143,24 +143,33 @@ class WhatIf:
         self._generic_explain = conn.info.server_version >= 160000
         conn.execute("SET default_transaction_read_only = on")
         conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(PLANNING_TIMEOUT_MS)))
-        conn.execute("SELECT hypopg_reset()")
+        # HypoPG's functions by their schema: the connection's search_path need not include it.
+        found = conn.execute(
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+            " WHERE e.extname = 'hypopg'"
+        ).fetchone()
+        if found is None:
+            raise AdvisorError(missing_hypopg(conn.info.server_version, available=True))
+        self._hypopg = sql.Identifier(str(found[0]))
+        self.reset()
         self.plans = 0
         """How many statements were planned (for the benchmark and the curious)."""
 
     def create(self, candidate: IndexCandidate, schema: str, table: str) -> HypotheticalIndex:
         statement = index_statement(candidate, schema, table).as_string(self._conn)
-        row = self._conn.execute("SELECT indexrelid, indexname FROM hypopg_create_index(%s)", [statement]).fetchone()
+        create = sql.SQL("SELECT indexrelid, indexname FROM {}.hypopg_create_index(%s)").format(self._hypopg)
+        row = self._conn.execute(create, [statement]).fetchone()
         if row is None:
             raise AdvisorError(f"HypoPG did not create a hypothetical index for {statement}")
         oid, name = int(row[0]), str(row[1])
-        size = self._conn.execute("SELECT hypopg_relation_size(%s)", [oid]).fetchone()
+        size = self._conn.execute(sql.SQL("SELECT {}.hypopg_relation_size(%s)").format(self._hypopg), [oid]).fetchone()
         return HypotheticalIndex(oid, name, int(size[0]) if size is not None and size[0] is not None else 0)
 
     def drop(self, index: HypotheticalIndex) -> None:
-        self._conn.execute("SELECT hypopg_drop_index(%s)", [index.oid])
+        self._conn.execute(sql.SQL("SELECT {}.hypopg_drop_index(%s)").format(self._hypopg), [index.oid])
 
     def reset(self) -> None:
-        self._conn.execute("SELECT hypopg_reset()")
+        self._conn.execute(sql.SQL("SELECT {}.hypopg_reset()").format(self._hypopg))
 
     def plan(self, statement: PlannedStatement) -> Plan:
         """The planner's estimate for ``statement`` with the indexes (real and hypothetical) that exist now."""

@@ -85,3 +85,11 @@ def test_statements_that_cannot_be_planned_are_listed_not_fatal(dsn: str) -> Non
     reasons = {s.fingerprint: s.reason for s in advice.skipped}
     assert reasons[gone.fingerprint] == "none of its relations is a table of this database (dropped since, or views)"
     assert reasons[colon.fingerprint].startswith("named placeholders cannot be planned")
+
+
+def test_hypopg_in_a_schema_off_the_search_path_is_still_used(own_shop_dsn: str) -> None:
+    with psycopg.connect(own_shop_dsn, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA tools")
+        conn.execute("ALTER EXTENSION hypopg SET SCHEMA tools")  # search_path stays "$user", public
+    advice = advise(own_shop_dsn, since="24h")
+    assert advice.indexes, advice.notes
