@@ -36,10 +36,9 @@ from queryopt.optimizer.execution import (
     Params,
     Statement,
     _Stalled,
-    column_names,
 )
 from queryopt.optimizer.leases import AsyncLeases
-from queryopt.result import QueryResult, query_result
+from queryopt.result import QueryResult, described_result
 
 __all__ = ["AsyncConnection", "AsyncExecutor", "Deadlines", "ensure_statement_timeout_async"]
 
@@ -132,7 +131,7 @@ class AsyncExecutor(ExecutionRules):
         limit = self.limit(limit_ms)
         started = time.perf_counter()
         try:
-            return await self._execute_on(conn, conn.cursor(), statement, params, limit, started)
+            return await self._execute_on(conn, conn.cursor(), statement, params, limit, started, conn.info.encoding)
         except psycopg.Error as exc:
             raise self.translate(statement, exc, limit, started) from exc
 
@@ -155,14 +154,14 @@ class AsyncExecutor(ExecutionRules):
             cursor = lease.cursor
             try:
                 if limit <= 0 or statement.planner_settings or getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit:
-                    result = await self._execute_on(conn, cursor, statement, params, limit, started)
+                    result = await self._execute_on(conn, cursor, statement, params, limit, started, lease.encoding)
                 else:  # the common call, inline: no coroutine of its own
                     deadlines = self.deadlines
                     task = deadlines.watch(started + limit / 1000 + self.timeouts.network_grace)
                     try:
                         await cursor.execute(statement.text, params)
-                        columns = column_names(cursor.pgresult, conn)
-                        rows = await cursor.fetchall() if columns else []
+                        described = cursor.pgresult
+                        rows = await cursor.fetchall() if described is not None and described.nfields else []
                     except asyncio.CancelledError as exc:
                         if deadlines.release(task):
                             raise _Stalled("no answer from the server past the client deadline") from exc
@@ -171,7 +170,7 @@ class AsyncExecutor(ExecutionRules):
                         deadlines.release(task)
                         raise
                     deadlines.release(task)
-                    result = query_result(columns, tuple(rows), cursor.rowcount)
+                    result = described_result(described, lease.encoding, tuple(rows), cursor.rowcount)
             except BaseException:
                 await leases.give_back(lease, started, ok=False)  # a broken connection goes back, replaced
                 raise
@@ -203,33 +202,35 @@ class AsyncExecutor(ExecutionRules):
         params: Params,
         limit: int,
         started: float,
+        encoding: str,
     ) -> QueryResult:
+        """Run on ``conn`` (whose Python ``encoding`` names the result's columns), its timeout set first."""
         if getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit and await ensure_statement_timeout_async(conn, limit):
             self.count("timeout_changes")
         if limit <= 0:
-            return await self._send(conn, cursor, statement, params)
+            return await self._send(conn, cursor, statement, params, encoding)
         deadline = limit / 1000 + self.timeouts.network_grace - (time.perf_counter() - started)
         try:
             async with asyncio.timeout(max(deadline, 0.001)):
-                return await self._send(conn, cursor, statement, params)
+                return await self._send(conn, cursor, statement, params, encoding)
         except TimeoutError as exc:
             # The timeout cancelled the send: psycopg asked the server to cancel the statement (or closed the socket).
             raise _Stalled("no answer from the server past the client deadline") from exc
 
     @staticmethod
     async def _send(
-        conn: AsyncConnection, cursor: psycopg.AsyncCursor[Any], statement: Statement, params: Params
+        conn: AsyncConnection, cursor: psycopg.AsyncCursor[Any], statement: Statement, params: Params, encoding: str
     ) -> QueryResult:
         if statement.planner_settings:
             async with planner_settings_applied_async(conn, statement.planner_settings):
                 await cursor.execute(statement.text, params)
-                columns = column_names(cursor.pgresult, conn)
-                rows = await cursor.fetchall() if columns else []
+                described = cursor.pgresult
+                rows = await cursor.fetchall() if described is not None and described.nfields else []
         else:
             await cursor.execute(statement.text, params)
-            columns = column_names(cursor.pgresult, conn)
-            rows = await cursor.fetchall() if columns else []
-        return QueryResult(columns, tuple(rows), cursor.rowcount)
+            described = cursor.pgresult
+            rows = await cursor.fetchall() if described is not None and described.nfields else []
+        return described_result(described, encoding, tuple(rows), cursor.rowcount)
 
     async def _retry(
         self, statement: Statement, params: Params, limit: int, first: psycopg.Error, attempts: int | None
