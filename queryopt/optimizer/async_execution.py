@@ -115,14 +115,20 @@ class AsyncExecutor(ExecutionRules):
         await ensure_statement_timeout_async(conn, self.default_timeout_ms)
 
     def run(
-        self, statement: Statement, params: Params, *, limit_ms: int | None = None, attempts: int | None = None
+        self,
+        statement: Statement,
+        params: Params,
+        limit_ms: int | None = None,
+        attempts: int | None = None,
+        started: float | None = None,
     ) -> Coroutine[Any, Any, QueryResult]:
-        """Execute ``statement``, retrying transient failures up to ``attempts`` tries in all (default: the policy).
+        """Execute ``statement``, retrying transient failures up to ``attempts`` tries in all (default: the policy);
+        ``limit_ms`` and ``started`` as in :meth:`queryopt.optimizer.execution.Executor.run`.
 
         Returns the first attempt's coroutine itself (to await): one coroutine fewer on every call.
         """
         limit = self.default_timeout_ms if limit_ms is None else limit_ms
-        return self._attempt(statement, params, limit, time.perf_counter(), attempts)
+        return self._attempt(statement, params, limit, time.perf_counter() if started is None else started, attempts)
 
     async def run_on(
         self, conn: AsyncConnection, statement: Statement, params: Params, *, limit_ms: int | None = None

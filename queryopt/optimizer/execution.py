@@ -316,11 +316,20 @@ class Executor(ExecutionRules):
         ensure_statement_timeout(conn, self.default_timeout_ms)
 
     def run(
-        self, statement: Statement, params: Params, *, limit_ms: int | None = None, attempts: int | None = None
+        self,
+        statement: Statement,
+        params: Params,
+        limit_ms: int | None = None,
+        attempts: int | None = None,
+        started: float | None = None,
     ) -> QueryResult:
-        """Execute ``statement``, retrying transient failures up to ``attempts`` tries in all (default: the policy)."""
+        """Execute ``statement``, retrying transient failures up to ``attempts`` tries in all (default: the policy).
+
+        ``limit_ms`` is the statement timeout (default: the policy's); ``started``, the caller's
+        ``time.perf_counter()`` reading when the call began (default: now) from which the deadline runs."""
         limit = self.default_timeout_ms if limit_ms is None else limit_ms
-        started = time.perf_counter()
+        if started is None:
+            started = time.perf_counter()
         try:
             return self._attempt(statement, params, limit, started)
         except psycopg.Error as exc:

@@ -105,7 +105,8 @@ class Instrumentation(FrontEnd):
         self._calls_get = self.preparer.calls.get
         self._texts_get = self.preparer.texts.get
         self._observe = self.observer.observe
-        self._stats_observe = self.observer.stats.observe
+        self._quick_below = self.observer.quick_below
+        self._count = self.observer.stats.observe
         self._opaque: dict[str, PreparedCall] = {}
         self._counters = {"timeouts": 0, "unanalysable": 0, "prepare_failures": 0, "connections": 0}
         self._lock = threading.Lock()
@@ -298,12 +299,9 @@ class Instrumentation(FrontEnd):
             self._failed(call, exc, _clock() - started, parameters, context, link, limit, "off")
             raise
         duration = _clock() - started
-        recorder = self.observer.recorder
-        if self._telemetry is not None or (
-            recorder is not None
-            and duration >= recorder.never_slow_below
-            and recorder.is_slow(call.analysis.fingerprint, duration)
-        ):
+        if duration < self._quick_below:  # neither slow nor reported (most calls): counted, nothing built
+            self._count(call.statement.fingerprint, duration)
+        else:
             self._observe(
                 call,
                 duration,
@@ -312,8 +310,6 @@ class Instrumentation(FrontEnd):
                 cache_outcome="off",
                 rowcount=cursor.rowcount,
             )
-        else:  # what CallObserver.observe does for a call that is not slow, without building its arguments
-            self._stats_observe(call.analysis.fingerprint, duration)
         if call.invalidates != ():
             self._wrote(link, call.invalidates)
         return True
