@@ -355,7 +355,13 @@ class AsyncOptimizer(FrontEnd):
         plan = plan_call(self.cache, call, params, key, use_cache, ttl, timeout, retries)
         if key is None:
             return await self._run(call, params, plan)
-        return await self.cache.aget_or_execute(key, call.version_keys, lambda: self._run(call, params, plan), ttl=ttl)
+        return await self._run_cached(call, params, plan, key)
+
+    async def _run_cached(self, call: PreparedCall, params: Params, plan: CallPlan, key: Hashable) -> QueryResult:
+        """A cache miss: run and store, one run for concurrent identical misses (no closure in :meth:`_execute`)."""
+        return await self.cache.aget_or_execute(
+            key, call.version_keys, lambda: self._run(call, params, plan), ttl=plan.ttl
+        )
 
     async def _run(self, call: PreparedCall, params: Params, plan: CallPlan, admitted: bool = False) -> QueryResult:
         """Run a planned call on a leased connection and observe it (in a slot of its fingerprint's limit,

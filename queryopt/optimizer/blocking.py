@@ -170,7 +170,12 @@ class Optimizer(FrontEnd):
         plan = plan_call(self.cache, call, params, key, use_cache, ttl, timeout, retries)
         if key is None:
             return self._run(call, params, plan)
-        return self.cache.get_or_execute(key, call.version_keys, lambda: self._run(call, params, plan), ttl=ttl)
+        return self._run_cached(call, params, plan, key)
+
+    def _run_cached(self, call: PreparedCall, params: Params, plan: CallPlan, key: Hashable) -> QueryResult:
+        """A cache miss: run and store, one run for concurrent identical misses. (Its own method: a closure in
+        :meth:`execute` would turn the variables it captures into cells on every call, a hit's included.)"""
+        return self.cache.get_or_execute(key, call.version_keys, lambda: self._run(call, params, plan), ttl=plan.ttl)
 
     def _run(self, call: PreparedCall, params: Params, plan: CallPlan, admitted: bool = False) -> QueryResult:
         """Run a planned call on a leased connection and observe it (in a slot of its fingerprint's limit,
