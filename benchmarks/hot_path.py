@@ -12,7 +12,10 @@ rounds of the same run.
   cache off ≤ 1.00x raw; ``AsyncOptimizer.query`` ≤ 1.00x a raw
   ``AsyncConnection``; a cache hit ≤ 0.5 µs through ``execute`` and ≤ 0.7 µs
   through ``query`` and ``optimize_query`` (tuple rows). A reused cursor on the
-  raw connection is shown as the floor.
+  raw connection is shown as the floor. Each case times its statement as an
+  application writes it, compiled into the loop (``Case.of``).
+- SQLAlchemy: an engine instrumented with the default settings ≤ 1.05x the same
+  plain engine (``text()`` lookup on a held connection, ratios paired per round).
 - On an aggregate (0.1–0.2 s here): a hit ≥ 50,000x faster than running it.
 - In fresh interpreters (subprocesses, medians of several): the resident memory
   ``import queryopt`` adds (≤ 25 MiB) and the wall time of ``queryopt --help``
@@ -76,6 +79,7 @@ def run(quick: bool = False, pinned: bool = True) -> list[Row]:
             rows = _primary_key(conn, optimizer, rounds=rounds, min_time=min_time)
             rows += _aggregate(conn, optimizer, rounds=max(3, rounds // 2), min_time=min_time * 2)
             rows += asyncio.run(_asyncio(conninfo, rounds=rounds, min_time=min_time))
+            rows += _sqlalchemy(server.url(driver="psycopg"), rounds=3 * rounds, min_time=min_time / 3)
         finally:
             conn.close()
             optimizer.close()
@@ -201,6 +205,58 @@ async def _measure_async(cases: list[Case], *, rounds: int, min_time: float, war
             started = time.perf_counter()
             await loop(number)
             case.samples.append((time.perf_counter() - started) / number)
+
+
+def _sqlalchemy(url: str, *, rounds: int, min_time: float) -> list[Row]:
+    """A ``text()`` primary-key lookup on a held connection: a plain engine, the same engine instrumented with
+    the default settings, and another plain engine (the measurement's own noise). Ratios are paired per round
+    and the order rotates, as in :mod:`benchmarks.sqlalchemy`."""
+    from sqlalchemy import create_engine
+
+    from benchmarks.sqlalchemy import PK_TEXT, TARGET, _measure_rotated, _paired_ratio
+    from queryopt.integrations.sqlalchemy import instrument, uninstrument
+
+    engines = {name: create_engine(url, pool_size=1, max_overflow=0) for name in ("plain", "queryopt", "control")}
+    instrument(engines["queryopt"], settings=Settings())
+    held = {name: engine.connect() for name, engine in engines.items()}
+    try:
+        statement = "conn.execute(sql, params).all()"
+        cases = [
+            Case.of(label, statement, {"conn": held[name], "sql": PK_TEXT, "params": {"id": 4242}})
+            for label, name in [
+                ("plain engine", "plain"),
+                ("instrumented engine, cache off", "queryopt"),
+                ("control: another plain engine", "control"),
+            ]
+        ]
+        assert len({repr(case.call()) for case in cases}) == 1
+        _measure_rotated(cases, rounds=rounds, min_time=min_time)
+    finally:
+        for conn in held.values():
+            conn.close()
+        uninstrument(engines["queryopt"])
+        for engine in engines.values():
+            engine.dispose()
+    rows: list[Row] = []
+    for case in cases:
+        ratio = _paired_ratio(case, cases[0])
+        instrumented = case is cases[1]
+        rows.append(
+            {
+                "query": "primary-key lookup, SQLAlchemy text()",
+                "case": case.name,
+                "median": format_seconds(case.median),
+                "spread": f"±{case.spread * 100:.1f}%",
+                "vs raw": f"{ratio:.3f}x",
+                "target": "baseline (plain engine)"
+                if case is cases[0]
+                else f"≤ {TARGET:.2f}x plain"
+                if instrumented
+                else "",
+                "met": ratio <= TARGET if instrumented else None,
+            }
+        )
+    return rows
 
 
 def _rows(label: str, cases: list[Case], targets: dict[str, tuple[str, Callable[[Case, float], bool]]]) -> list[Row]:
