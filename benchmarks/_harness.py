@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -22,12 +23,14 @@ from rich.table import Table
 
 @dataclass
 class Case:
-    """One thing to time: ``call`` runs once per iteration."""
+    """One thing to time: ``call`` runs once per iteration (or ``loop(n)`` runs it ``n`` times, see :meth:`of`)."""
 
     name: str
     call: Callable[[], object]
     samples: list[float] = field(default_factory=list)
     """Seconds per call, one sample per round."""
+    loop: Callable[[int], Any] | None = None
+    """Runs the timed statement ``n`` times in one frame (:meth:`of`); ``None``: ``call()`` is timed."""
 
     @property
     def median(self) -> float:
@@ -40,6 +43,21 @@ class Case:
             return (max(self.samples) - min(self.samples)) / 2 / self.median if self.median else 0.0
         q1, _, q3 = statistics.quantiles(self.samples, n=4)
         return (q3 - q1) / 2 / self.median if self.median else 0.0
+
+    @classmethod
+    def of(cls, name: str, statement: str, namespace: Mapping[str, object], *, awaited: bool = False) -> Case:
+        """A case timing ``statement`` as an application writes it, the way ``timeit`` does: compiled into
+        the loop's own body, so no wrapper (a ``partial``, a lambda) is timed with it. ``namespace`` holds
+        the names it uses; ``call`` runs it once (to check what it returns). With ``awaited``, ``statement``
+        may ``await`` and both ``loop`` and ``call`` are coroutine functions."""
+        prefix = "async " if awaited else ""
+        code = (
+            f"{prefix}def loop(n):\n    for _ in range(n):\n        {statement}\n\n"
+            f"{prefix}def call():\n    return {statement}\n"
+        )
+        scope = dict(namespace)
+        exec(compile(code, f"<benchmark {name}>", "exec"), scope)  # a benchmark's own literal text
+        return cls(name, scope["call"], loop=scope["loop"])  # type: ignore[arg-type]
 
 
 def measure(cases: Sequence[Case], *, rounds: int = 7, min_time: float = 0.2, warmup: int = 50) -> None:
@@ -59,9 +77,13 @@ def measure(cases: Sequence[Case], *, rounds: int = 7, min_time: float = 0.2, wa
         for case in cases:
             number = numbers[case.name]
             call = case.call
+            loop = case.loop
             started = time.perf_counter()
-            for _ in range(number):
-                call()
+            if loop is not None:
+                loop(number)
+            else:
+                for _ in range(number):
+                    call()
             case.samples.append((time.perf_counter() - started) / number)
 
 

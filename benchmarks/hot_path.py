@@ -12,7 +12,10 @@ rounds of the same run.
   cache off ≤ 1.00x raw; ``AsyncOptimizer.query`` ≤ 1.00x a raw
   ``AsyncConnection``; a cache hit ≤ 0.5 µs through ``execute`` and ≤ 0.7 µs
   through ``query`` and ``optimize_query`` (tuple rows). A reused cursor on the
-  raw connection is shown as the floor.
+  raw connection is shown as the floor. Each case times its statement as an
+  application writes it, compiled into the loop (``Case.of``).
+- SQLAlchemy: an engine instrumented with the default settings ≤ 1.05x the same
+  plain engine (``text()`` lookup on a held connection, ratios paired per round).
 - On an aggregate (0.1–0.2 s here): a hit ≥ 50,000x faster than running it.
 - In fresh interpreters (subprocesses, medians of several): the resident memory
   ``import queryopt`` adds (≤ 25 MiB) and the wall time of ``queryopt --help``
@@ -27,8 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,7 @@ def run(quick: bool = False, pinned: bool = True) -> list[Row]:
             rows = _primary_key(conn, optimizer, rounds=rounds, min_time=min_time)
             rows += _aggregate(conn, optimizer, rounds=max(3, rounds // 2), min_time=min_time * 2)
             rows += asyncio.run(_asyncio(conninfo, rounds=rounds, min_time=min_time))
+            rows += _sqlalchemy(server.url(driver="psycopg"), rounds=3 * rounds, min_time=min_time / 3)
         finally:
             conn.close()
             optimizer.close()
@@ -91,30 +94,34 @@ def _primary_key(conn: psycopg.Connection[Any], optimizer: Optimizer, *, rounds:
     params = [4242]
     cursor = conn.cursor()
 
-    def raw() -> list[tuple[Any, ...]]:
-        return conn.execute(PK_QUERY, params).fetchall()
-
-    def reused_cursor() -> list[tuple[Any, ...]]:
-        return cursor.execute(PK_QUERY, params).fetchall()
-
-    expected = raw()
+    expected = conn.execute(PK_QUERY, params).fetchall()
     entries = {("prefix", int, 4242): (time.monotonic() + 3600, expected)}
-
-    def dict_floor(key: Any = ("prefix", int, 4242), get: Any = entries.get, clock: Any = time.monotonic) -> Any:
-        entry = get(key)
-        return entry[1] if entry is not None and entry[0] > clock() else None
-
-    # partial(): the timed call is the optimizer's own, not a Python wrapper around it.
+    # Each statement is timed as an application writes it, compiled into the loop (no partial or lambda).
+    names = {
+        "conn": conn,
+        "cursor": cursor,
+        "optimizer": optimizer,
+        "optimize_query": blocking.optimize_query,
+        "sql": PK_QUERY,
+        "params": params,
+        "get": entries.get,
+        "key": ("prefix", int, 4242),
+        "clock": time.monotonic,
+    }
     cases = [
-        Case(BASELINE, raw),
-        Case("floor: raw psycopg, reused cursor", reused_cursor),
-        Case("Optimizer.query, cache off", partial(optimizer.query, PK_QUERY, params)),
-        Case("Optimizer.execute, cache off", partial(optimizer.execute, PK_QUERY, params)),
-        Case("optimize_query, cache off", partial(blocking.optimize_query, PK_QUERY, params)),
-        Case("cache hit: Optimizer.execute", partial(optimizer.execute, PK_QUERY, params, use_cache=True)),
-        Case("cache hit: Optimizer.query", partial(optimizer.query, PK_QUERY, params, use_cache=True)),
-        Case("cache hit: optimize_query", partial(blocking.optimize_query, PK_QUERY, params, use_cache=True)),
-        Case("floor: a dict lookup and an expiry check", dict_floor),
+        Case.of(BASELINE, "conn.execute(sql, params).fetchall()", names),
+        Case.of("floor: raw psycopg, reused cursor", "cursor.execute(sql, params).fetchall()", names),
+        Case.of("Optimizer.query, cache off", "optimizer.query(sql, params)", names),
+        Case.of("Optimizer.execute, cache off", "optimizer.execute(sql, params)", names),
+        Case.of("optimize_query, cache off", "optimize_query(sql, params)", names),
+        Case.of("cache hit: Optimizer.execute", "optimizer.execute(sql, params, use_cache=True)", names),
+        Case.of("cache hit: Optimizer.query", "optimizer.query(sql, params, use_cache=True)", names),
+        Case.of("cache hit: optimize_query", "optimize_query(sql, params, use_cache=True)", names),
+        Case.of(
+            "floor: a dict lookup and an expiry check",
+            "entry[1] if (entry := get(key)) is not None and entry[0] > clock() else None",
+            names,
+        ),
     ]
     assert all(list(getattr(case.call(), "rows", case.call())) == expected for case in cases)
     measure(cases, rounds=rounds, min_time=min_time)
@@ -130,17 +137,14 @@ def _primary_key(conn: psycopg.Connection[Any], optimizer: Optimizer, *, rounds:
 
 
 def _aggregate(conn: psycopg.Connection[Any], optimizer: Optimizer, *, rounds: int, min_time: float) -> list[Row]:
-    params = [50]
-
-    def raw() -> list[tuple[Any, ...]]:
-        return conn.execute(AGGREGATE_QUERY, params).fetchall()
-
+    names = {"conn": conn, "optimize_query": blocking.optimize_query, "sql": AGGREGATE_QUERY, "params": [50]}
     cases = [
-        Case(BASELINE, raw),
-        Case("optimize_query, cache off", partial(blocking.optimize_query, AGGREGATE_QUERY, params)),
-        Case("cache hit: optimize_query", partial(blocking.optimize_query, AGGREGATE_QUERY, params, use_cache=True)),
+        Case.of(BASELINE, "conn.execute(sql, params).fetchall()", names),
+        Case.of("optimize_query, cache off", "optimize_query(sql, params)", names),
+        Case.of("cache hit: optimize_query", "optimize_query(sql, params, use_cache=True)", names),
     ]
-    assert all(case.call() == raw() for case in cases)
+    expected = cases[0].call()
+    assert all(case.call() == expected for case in cases)
     measure(cases, rounds=rounds, min_time=min_time)
     targets = {
         "cache hit: optimize_query": (
@@ -158,20 +162,18 @@ async def _asyncio(conninfo: str, *, rounds: int, min_time: float) -> list[Row]:
         await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn,
         AsyncOptimizer(conninfo, settings=settings, analysis_processes=0) as optimizer,
     ):
-
-        async def raw() -> list[tuple[Any, ...]]:
-            return await (await conn.execute(PK_QUERY, params)).fetchall()
-
-        calls: dict[str, Callable[[], Awaitable[Any]]] = {
-            "raw psycopg AsyncConnection": raw,
-            "AsyncOptimizer.query, cache off": partial(optimizer.query, PK_QUERY, params),
-            "AsyncOptimizer.execute, cache off": partial(optimizer.execute, PK_QUERY, params),
-        }
-        expected = await raw()
-        for call in calls.values():
-            result = await call()
+        names = {"conn": conn, "optimizer": optimizer, "sql": PK_QUERY, "params": params}
+        cases = [
+            Case.of(
+                "raw psycopg AsyncConnection", "await (await conn.execute(sql, params)).fetchall()", names, awaited=True
+            ),
+            Case.of("AsyncOptimizer.query, cache off", "await optimizer.query(sql, params)", names, awaited=True),
+            Case.of("AsyncOptimizer.execute, cache off", "await optimizer.execute(sql, params)", names, awaited=True),
+        ]
+        expected = await cases[0].call()  # type: ignore[misc]
+        for case in cases:
+            result = await case.call()  # type: ignore[misc]
             assert list(getattr(result, "rows", result)) == expected
-        cases = [Case(name, call) for name, call in calls.items()]
         await _measure_async(cases, rounds=rounds, min_time=min_time)
     target = ("≤ 1.00x raw async", lambda case, base: case.median / base <= 1.00)
     return _rows(
@@ -182,26 +184,79 @@ async def _asyncio(conninfo: str, *, rounds: int, min_time: float) -> list[Row]:
 
 
 async def _measure_async(cases: list[Case], *, rounds: int, min_time: float, warmup: int = 50) -> None:
-    """:func:`benchmarks._harness.measure` for coroutine functions: interleaved rounds, timed inside the loop."""
+    """:func:`benchmarks._harness.measure` for awaited cases (:meth:`Case.of` with ``awaited``): interleaved
+    rounds, each timed inside the event loop."""
     numbers = {}
     for case in cases:
-        call: Callable[[], Awaitable[Any]] = case.call  # type: ignore[assignment]
-        for _ in range(warmup):
-            await call()
+        loop = case.loop
+        assert loop is not None
+        await loop(warmup)
         started = time.perf_counter()
         count = 0
         while time.perf_counter() - started < min_time / 4:
-            await call()
-            count += 1
+            await loop(10)
+            count += 10
         numbers[case.name] = max(1, int(count * min_time / max(time.perf_counter() - started, 1e-9)))
     for _ in range(rounds):
         for case in cases:
-            call = case.call  # type: ignore[assignment]
+            loop = case.loop
+            assert loop is not None
             number = numbers[case.name]
             started = time.perf_counter()
-            for _ in range(number):
-                await call()
+            await loop(number)
             case.samples.append((time.perf_counter() - started) / number)
+
+
+def _sqlalchemy(url: str, *, rounds: int, min_time: float) -> list[Row]:
+    """A ``text()`` primary-key lookup on a held connection: a plain engine, the same engine instrumented with
+    the default settings, and another plain engine (the measurement's own noise). Ratios are paired per round
+    and the order rotates, as in :mod:`benchmarks.sqlalchemy`."""
+    from sqlalchemy import create_engine
+
+    from benchmarks.sqlalchemy import PK_TEXT, TARGET, _measure_rotated, _paired_ratio
+    from queryopt.integrations.sqlalchemy import instrument, uninstrument
+
+    engines = {name: create_engine(url, pool_size=1, max_overflow=0) for name in ("plain", "queryopt", "control")}
+    instrument(engines["queryopt"], settings=Settings())
+    held = {name: engine.connect() for name, engine in engines.items()}
+    try:
+        statement = "conn.execute(sql, params).all()"
+        cases = [
+            Case.of(label, statement, {"conn": held[name], "sql": PK_TEXT, "params": {"id": 4242}})
+            for label, name in [
+                ("plain engine", "plain"),
+                ("instrumented engine, cache off", "queryopt"),
+                ("control: another plain engine", "control"),
+            ]
+        ]
+        assert len({repr(case.call()) for case in cases}) == 1
+        _measure_rotated(cases, rounds=rounds, min_time=min_time)
+    finally:
+        for conn in held.values():
+            conn.close()
+        uninstrument(engines["queryopt"])
+        for engine in engines.values():
+            engine.dispose()
+    rows: list[Row] = []
+    for case in cases:
+        ratio = _paired_ratio(case, cases[0])
+        instrumented = case is cases[1]
+        rows.append(
+            {
+                "query": "primary-key lookup, SQLAlchemy text()",
+                "case": case.name,
+                "median": format_seconds(case.median),
+                "spread": f"±{case.spread * 100:.1f}%",
+                "vs raw": f"{ratio:.3f}x",
+                "target": "baseline (plain engine)"
+                if case is cases[0]
+                else f"≤ {TARGET:.2f}x plain"
+                if instrumented
+                else "",
+                "met": ratio <= TARGET if instrumented else None,
+            }
+        )
+    return rows
 
 
 def _rows(label: str, cases: list[Case], targets: dict[str, tuple[str, Callable[[Case, float], bool]]]) -> list[Row]:

@@ -21,7 +21,7 @@ from queryopt.cache.api import (
     entry_size,
     holds_mutable,
 )
-from queryopt.result import QueryResult
+from queryopt.result import QueryResult, settled
 
 __all__ = ["LocalStore"]
 
@@ -96,6 +96,7 @@ class LocalStore:
     ) -> None:
         if not self._may_store(result):
             return
+        result = settled(result)
         entry = CacheEntry(result, self.clock() + lifetime, versions, generation, 0, holds_mutable(result.rows))
         entry.size = entry_size(key, entry)
         self.backend.set(key, entry, lifetime)

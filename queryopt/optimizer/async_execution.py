@@ -17,8 +17,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -36,10 +37,9 @@ from queryopt.optimizer.execution import (
     Params,
     Statement,
     _Stalled,
-    column_names,
 )
 from queryopt.optimizer.leases import AsyncLeases
-from queryopt.result import QueryResult, query_result
+from queryopt.result import QueryResult, described_result
 
 __all__ = ["AsyncConnection", "AsyncExecutor", "Deadlines", "ensure_statement_timeout_async"]
 
@@ -53,6 +53,18 @@ async def ensure_statement_timeout_async(conn: AsyncConnection, milliseconds: in
     await conn.execute(SET_TIMEOUT_SQL, [f"{milliseconds}ms"])
     setattr(conn, TIMEOUT_ATTRIBUTE, milliseconds)
     return True
+
+
+_current_task: Callable[[], asyncio.Task[Any] | None] = asyncio.current_task  # written in C from 3.12 on
+if sys.version_info < (3, 12) and isinstance(getattr(asyncio.tasks, "_current_tasks", None), dict):
+    _running_loop = asyncio.get_running_loop
+    _tasks_of_loops = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+
+    def _current_task_of_running_loop() -> asyncio.Task[Any] | None:
+        """``asyncio.current_task()``, which Python 3.11 writes in Python around this very lookup (0.2 µs)."""
+        return _tasks_of_loops(_running_loop())  # type: ignore[no-any-return]
+
+    _current_task = _current_task_of_running_loop
 
 
 class Deadlines:
@@ -71,7 +83,7 @@ class Deadlines:
 
     def watch(self, deadline: float) -> asyncio.Task[Any]:
         """Guard the current task until :meth:`release`; ``deadline`` is a ``time.perf_counter()`` reading."""
-        task = asyncio.current_task()
+        task = _current_task()
         assert task is not None, "a call awaited outside a task"
         self._deadlines[task] = deadline
         if not self._armed:
@@ -116,14 +128,20 @@ class AsyncExecutor(ExecutionRules):
         await ensure_statement_timeout_async(conn, self.default_timeout_ms)
 
     def run(
-        self, statement: Statement, params: Params, *, limit_ms: int | None = None, attempts: int | None = None
+        self,
+        statement: Statement,
+        params: Params,
+        limit_ms: int | None = None,
+        attempts: int | None = None,
+        started: float | None = None,
     ) -> Coroutine[Any, Any, QueryResult]:
-        """Execute ``statement``, retrying transient failures up to ``attempts`` tries in all (default: the policy).
+        """Execute ``statement``, retrying transient failures up to ``attempts`` tries in all (default: the policy);
+        ``limit_ms`` and ``started`` as in :meth:`queryopt.optimizer.execution.Executor.run`.
 
         Returns the first attempt's coroutine itself (to await): one coroutine fewer on every call.
         """
         limit = self.default_timeout_ms if limit_ms is None else limit_ms
-        return self._attempt(statement, params, limit, time.perf_counter(), attempts)
+        return self._attempt(statement, params, limit, time.perf_counter() if started is None else started, attempts)
 
     async def run_on(
         self, conn: AsyncConnection, statement: Statement, params: Params, *, limit_ms: int | None = None
@@ -132,7 +150,7 @@ class AsyncExecutor(ExecutionRules):
         limit = self.limit(limit_ms)
         started = time.perf_counter()
         try:
-            return await self._execute_on(conn, conn.cursor(), statement, params, limit, started)
+            return await self._execute_on(conn, conn.cursor(), statement, params, limit, started, conn.info.encoding)
         except psycopg.Error as exc:
             raise self.translate(statement, exc, limit, started) from exc
 
@@ -155,14 +173,14 @@ class AsyncExecutor(ExecutionRules):
             cursor = lease.cursor
             try:
                 if limit <= 0 or statement.planner_settings or getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit:
-                    result = await self._execute_on(conn, cursor, statement, params, limit, started)
+                    result = await self._execute_on(conn, cursor, statement, params, limit, started, lease.encoding)
                 else:  # the common call, inline: no coroutine of its own
                     deadlines = self.deadlines
                     task = deadlines.watch(started + limit / 1000 + self.timeouts.network_grace)
                     try:
                         await cursor.execute(statement.text, params)
-                        columns = column_names(cursor.pgresult, conn)
-                        rows = await cursor.fetchall() if columns else []
+                        described = cursor.pgresult
+                        rows = tuple(await cursor.fetchall()) if described is not None and described.nfields else ()
                     except asyncio.CancelledError as exc:
                         if deadlines.release(task):
                             raise _Stalled("no answer from the server past the client deadline") from exc
@@ -171,7 +189,7 @@ class AsyncExecutor(ExecutionRules):
                         deadlines.release(task)
                         raise
                     deadlines.release(task)
-                    result = query_result(columns, tuple(rows), cursor.rowcount)
+                    result = described_result(described, lease.encoding, rows, cursor.rowcount)
             except BaseException:
                 await leases.give_back(lease, started, ok=False)  # a broken connection goes back, replaced
                 raise
@@ -203,33 +221,35 @@ class AsyncExecutor(ExecutionRules):
         params: Params,
         limit: int,
         started: float,
+        encoding: str,
     ) -> QueryResult:
+        """Run on ``conn`` (whose Python ``encoding`` names the result's columns), its timeout set first."""
         if getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit and await ensure_statement_timeout_async(conn, limit):
             self.count("timeout_changes")
         if limit <= 0:
-            return await self._send(conn, cursor, statement, params)
+            return await self._send(conn, cursor, statement, params, encoding)
         deadline = limit / 1000 + self.timeouts.network_grace - (time.perf_counter() - started)
         try:
             async with asyncio.timeout(max(deadline, 0.001)):
-                return await self._send(conn, cursor, statement, params)
+                return await self._send(conn, cursor, statement, params, encoding)
         except TimeoutError as exc:
             # The timeout cancelled the send: psycopg asked the server to cancel the statement (or closed the socket).
             raise _Stalled("no answer from the server past the client deadline") from exc
 
     @staticmethod
     async def _send(
-        conn: AsyncConnection, cursor: psycopg.AsyncCursor[Any], statement: Statement, params: Params
+        conn: AsyncConnection, cursor: psycopg.AsyncCursor[Any], statement: Statement, params: Params, encoding: str
     ) -> QueryResult:
         if statement.planner_settings:
             async with planner_settings_applied_async(conn, statement.planner_settings):
                 await cursor.execute(statement.text, params)
-                columns = column_names(cursor.pgresult, conn)
-                rows = await cursor.fetchall() if columns else []
+                described = cursor.pgresult
+                rows = await cursor.fetchall() if described is not None and described.nfields else []
         else:
             await cursor.execute(statement.text, params)
-            columns = column_names(cursor.pgresult, conn)
-            rows = await cursor.fetchall() if columns else []
-        return QueryResult(columns, tuple(rows), cursor.rowcount)
+            described = cursor.pgresult
+            rows = await cursor.fetchall() if described is not None and described.nfields else []
+        return described_result(described, encoding, tuple(rows), cursor.rowcount)
 
     async def _retry(
         self, statement: Statement, params: Params, limit: int, first: psycopg.Error, attempts: int | None

@@ -317,10 +317,10 @@ class AsyncOptimizer(FrontEnd):
             and cache_scope is None
         ):
             try:
-                plan = plan_call(self.cache, call, params, None, use_cache=False, ttl=None, timeout=None, retries=None)
+                plan = plan_call(self.cache, call, params, None, False, None, None, None)
             except QueryError as exc:
                 return _raising(exc)
-            return self._run(plan)
+            return self._run(call, params, plan)
         return self._execute(sql, params, use_cache, ttl, timeout, index_hints, retries, cache_scope)
 
     async def _execute(
@@ -352,47 +352,62 @@ class AsyncOptimizer(FrontEnd):
                     self._served(call, started)
             if hit is not None:
                 return hit
-        plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
-        if plan.key is None:
-            return await self._run(plan)
-        return await self.cache.aget_or_execute(plan.key, call.version_keys, lambda: self._run(plan), ttl=ttl)
+        plan = plan_call(self.cache, call, params, key, use_cache, ttl, timeout, retries)
+        if key is None:
+            return await self._run(call, params, plan)
+        return await self._run_cached(call, params, plan, key)
 
-    async def _run(self, plan: CallPlan, tx: AsyncTransaction | None = None, *, admitted: bool = False) -> QueryResult:
-        if tx is None and not admitted and self.limiter is not None:
-            return await self._run_limited(plan)
-        pending: Pending | None = None
+    async def _run_cached(self, call: PreparedCall, params: Params, plan: CallPlan, key: Hashable) -> QueryResult:
+        """A cache miss: run and store, one run for concurrent identical misses (no closure in :meth:`_execute`)."""
+        return await self.cache.aget_or_execute(
+            key, call.version_keys, lambda: self._run(call, params, plan), ttl=plan.ttl
+        )
+
+    async def _run(self, call: PreparedCall, params: Params, plan: CallPlan, admitted: bool = False) -> QueryResult:
+        """Run a planned call on a leased connection and observe it (in a slot of its fingerprint's limit,
+        when limits are on, unless ``admitted`` already)."""
+        if not admitted and self.limiter is not None:
+            return await self._run_limited(call, params, plan)
         started = time.perf_counter()
         try:
-            if tx is None:
-                result = await self.executor.run(
-                    plan.call.statement, plan.params, limit_ms=plan.limit_ms, attempts=plan.attempts
-                )
-            else:
-                pending = tx.invalidations
-                result = await self.executor.run_on(tx.conn, plan.call.statement, plan.params, limit_ms=plan.limit_ms)
+            result = await self.executor.run(call.statement, params, plan.limit_ms, plan.attempts, started)
         except QueryError as exc:
-            await self._invalidate(self._run_failed(plan, started, exc, pending))
+            await self._invalidate(self._run_failed(call, params, plan, started, exc, None))
             raise
-        except asyncio.CancelledError:
-            await self._invalidate(self._run_failed(plan, started, None, pending))  # cancelled mid-write: assume done
+        except asyncio.CancelledError:  # cancelled mid-write: assume done
+            await self._invalidate(self._run_failed(call, params, plan, started, None, None))
             raise
-        tables = self._run_finished(plan, started, result, pending)
+        tables = self._run_finished(call, params, plan, started, result, None)
         if tables != ():  # most calls invalidate nothing: no coroutine for them
             await self.cache.abump(self.preparer.scope, tables)
         return result
 
-    async def _run_limited(self, plan: CallPlan) -> QueryResult:
+    async def _run_in(self, tx: AsyncTransaction, call: PreparedCall, params: Params, plan: CallPlan) -> QueryResult:
+        """Run a planned call inside ``tx``: its invalidations wait for the commit."""
+        started = time.perf_counter()
+        try:
+            result = await self.executor.run_on(tx.conn, call.statement, params, limit_ms=plan.limit_ms)
+        except QueryError as exc:
+            self._run_failed(call, params, plan, started, exc, tx.invalidations)
+            raise
+        except asyncio.CancelledError:
+            self._run_failed(call, params, plan, started, None, tx.invalidations)
+            raise
+        self._run_finished(call, params, plan, started, result, tx.invalidations)
+        return result
+
+    async def _run_limited(self, call: PreparedCall, params: Params, plan: CallPlan) -> QueryResult:
         """:meth:`_run` inside a slot of the call's fingerprint, taken before a connection is (a transaction,
         which holds its connection already, is not limited)."""
         limiter = self.limiter
         assert limiter is not None
         try:
-            gate = await limiter.acquire_async(plan.call.analysis.fingerprint)
+            gate = await limiter.acquire_async(call.analysis.fingerprint)
         except QueryRejected as exc:
-            self._rejected(plan, exc)
+            self._rejected(call, params, plan, exc)
             raise
         with Slot(limiter, gate):
-            return await self._run(plan, admitted=True)
+            return await self._run(call, params, plan, True)
 
     async def _invalidate(self, tables: Tables) -> None:
         if tables != ():
@@ -466,7 +481,7 @@ class AsyncTransaction:
         self, sql: str, params: Params = None, *, timeout: float | None = None, index_hints: IndexHints = None
     ) -> QueryResult:
         call = await self._optimizer.prepare(sql, index_hints, has_params=params is not None)
-        return await self._optimizer._run(plan_transaction_call(call, params, timeout), self)
+        return await self._optimizer._run_in(self, call, params, plan_transaction_call(call, params, timeout))
 
     async def query(self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any) -> list[Any]:
         return shape_rows(await self.execute(sql, params, **options), rows)

@@ -167,42 +167,55 @@ class Optimizer(FrontEnd):
             if cache_scope is not None:
                 check_cache_scope(cache_scope)
             key = None
-        plan = plan_call(self.cache, call, params, key, use_cache=use_cache, ttl=ttl, timeout=timeout, retries=retries)
-        if plan.key is None:
-            return self._run(plan)
-        return self.cache.get_or_execute(plan.key, call.version_keys, lambda: self._run(plan), ttl=ttl)
+        plan = plan_call(self.cache, call, params, key, use_cache, ttl, timeout, retries)
+        if key is None:
+            return self._run(call, params, plan)
+        return self._run_cached(call, params, plan, key)
 
-    def _run(self, plan: CallPlan, tx: Transaction | None = None, *, admitted: bool = False) -> QueryResult:
-        if tx is None and not admitted and self.limiter is not None:
-            return self._run_limited(plan)
-        pending: Pending | None = None
+    def _run_cached(self, call: PreparedCall, params: Params, plan: CallPlan, key: Hashable) -> QueryResult:
+        """A cache miss: run and store, one run for concurrent identical misses. (Its own method: a closure in
+        :meth:`execute` would turn the variables it captures into cells on every call, a hit's included.)"""
+        return self.cache.get_or_execute(key, call.version_keys, lambda: self._run(call, params, plan), ttl=plan.ttl)
+
+    def _run(self, call: PreparedCall, params: Params, plan: CallPlan, admitted: bool = False) -> QueryResult:
+        """Run a planned call on a leased connection and observe it (in a slot of its fingerprint's limit,
+        when limits are on, unless ``admitted`` already)."""
+        if not admitted and self.limiter is not None:
+            return self._run_limited(call, params, plan)
         started = time.perf_counter()
         try:
-            if tx is None:
-                result = self.executor.run(
-                    plan.call.statement, plan.params, limit_ms=plan.limit_ms, attempts=plan.attempts
-                )
-            else:
-                pending = tx.invalidations
-                result = self.executor.run_on(tx.conn, plan.call.statement, plan.params, limit_ms=plan.limit_ms)
+            result = self.executor.run(call.statement, params, plan.limit_ms, plan.attempts, started)
         except QueryError as exc:
-            self._invalidate(self._run_failed(plan, started, exc, pending))
+            self._invalidate(self._run_failed(call, params, plan, started, exc, None))
             raise
-        self._invalidate(self._run_finished(plan, started, result, pending))
+        tables = self._run_finished(call, params, plan, started, result, None)
+        if tables != ():
+            self.cache.bump(self.preparer.scope, tables)
         return result
 
-    def _run_limited(self, plan: CallPlan) -> QueryResult:
+    def _run_in(self, tx: Transaction, call: PreparedCall, params: Params, plan: CallPlan) -> QueryResult:
+        """Run a planned call inside ``tx``: its invalidations wait for the commit."""
+        started = time.perf_counter()
+        try:
+            result = self.executor.run_on(tx.conn, call.statement, params, limit_ms=plan.limit_ms)
+        except QueryError as exc:
+            self._run_failed(call, params, plan, started, exc, tx.invalidations)
+            raise
+        self._run_finished(call, params, plan, started, result, tx.invalidations)
+        return result
+
+    def _run_limited(self, call: PreparedCall, params: Params, plan: CallPlan) -> QueryResult:
         """:meth:`_run` inside a slot of the call's fingerprint, taken before a connection is (a transaction,
         which holds its connection already, is not limited)."""
         limiter = self.limiter
         assert limiter is not None
         try:
-            gate = limiter.acquire(plan.call.analysis.fingerprint)
+            gate = limiter.acquire(call.analysis.fingerprint)
         except QueryRejected as exc:
-            self._rejected(plan, exc)
+            self._rejected(call, params, plan, exc)
             raise
         with Slot(limiter, gate):
-            return self._run(plan, admitted=True)
+            return self._run(call, params, plan, True)
 
     def _invalidate(self, tables: Tables) -> None:
         if tables != ():
@@ -281,7 +294,7 @@ class Transaction:
         self, sql: str, params: Params = None, *, timeout: float | None = None, index_hints: IndexHints = None
     ) -> QueryResult:
         call = self._optimizer.preparer.prepare(sql, index_hints, has_params=params is not None)
-        return self._optimizer._run(plan_transaction_call(call, params, timeout), self)
+        return self._optimizer._run_in(self, call, params, plan_transaction_call(call, params, timeout))
 
     def query(self, sql: str, params: Params = None, *, rows: RowShape = "tuple", **options: Any) -> list[Any]:
         return shape_rows(self.execute(sql, params, **options), rows)

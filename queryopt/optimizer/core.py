@@ -22,6 +22,7 @@ from queryopt.optimizer.preparation import PreparedCall
 from queryopt.result import QueryResult
 
 __all__ = [
+    "PLAIN",
     "CacheDecision",
     "CallPlan",
     "RowShape",
@@ -52,12 +53,11 @@ class CacheDecision:
     reasons: tuple[str, ...]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class CallPlan:
-    """One call as decided before any I/O: the same data for every driver (not frozen: built per call)."""
+    """How one call runs, decided before any I/O: the same data for every driver. The call's
+    :class:`PreparedCall` and parameters travel beside it; most calls share :data:`PLAIN`."""
 
-    call: PreparedCall
-    params: Params
     limit_ms: int | None
     """statement_timeout for this call (``None``: the policy's)."""
     attempts: int | None
@@ -67,6 +67,10 @@ class CallPlan:
     key: Hashable | None
     """The cache key when ``cache_outcome`` is ``miss``."""
     ttl: float | None
+
+
+PLAIN: Final = CallPlan(None, None, "off", None, None)
+"""The plan of a call without options or cache, the policy's limit and retries: built once, shared."""
 
 
 def cache_key(call: PreparedCall, params: Params, cache_scope: Hashable = None) -> Hashable | None:
@@ -122,33 +126,36 @@ def plan_call(
     call: PreparedCall,
     params: Params,
     key: Hashable | None,
-    *,
     use_cache: bool,
     ttl: float | None,
     timeout: float | None,
     retries: int | None,
 ) -> CallPlan:
     """Decide a call on a pooled connection that the cache did not serve (``key``: its cache key, from
-    :func:`cache_key`, when ``use_cache``): refuse a SET that would not last, convert the options.
+    :func:`cache_key`, when ``use_cache``): refuse a SET that would not last and parameters that cannot
+    fit, convert the options. A driver looks the key up itself first, so that a hit costs no plan.
 
-    A driver looks the key up itself first, so that a hit costs no plan."""
-    refuse_session_settings(call)
+    Positional, on every call: a call without options or cache gets :data:`PLAIN` (nothing is built)."""
+    if call.analysis.session_change is not None:
+        refuse_session_settings(call)
     if params is None or type(params) not in _PARAM_CONTAINERS:
         check_params(call, params)
-    limit = None if timeout is None else call_limit(timeout)
     if not use_cache:
-        return CallPlan(call, params, limit, retries, "off", None, None)
+        if timeout is None and retries is None:
+            return PLAIN
+        return CallPlan(None if timeout is None else call_limit(timeout), retries, "off", None, None)
+    limit = None if timeout is None else call_limit(timeout)
     if key is None:
         cache.count_bypass()
-        return CallPlan(call, params, limit, retries, "bypass", None, None)
-    return CallPlan(call, params, limit, retries, "miss", key, ttl)
+        return CallPlan(limit, retries, "bypass", None, None)
+    return CallPlan(limit, retries, "miss", key, ttl)
 
 
 def plan_transaction_call(call: PreparedCall, params: Params, timeout: float | None) -> CallPlan:
     """A call inside an explicit transaction: no cache, no retries; a SET that would outlive it refused."""
     refuse_session_settings_in_transaction(call)
     check_params(call, params)
-    return CallPlan(call, params, None if timeout is None else call_limit(timeout), None, "off", None, None)
+    return PLAIN if timeout is None else CallPlan(call_limit(timeout), None, "off", None, None)
 
 
 _PARAM_CONTAINERS: Final = frozenset({list, tuple, dict})

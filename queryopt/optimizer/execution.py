@@ -34,7 +34,6 @@ from typing import Any, Final
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.pq.abc import PGresult
 from psycopg_pool import ConnectionPool
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
@@ -42,7 +41,7 @@ from queryopt.config import RetryPolicy, Settings, TimeoutPolicy
 from queryopt.errors import QueryError, QueryTimeout
 from queryopt.hints import planner_settings_applied
 from queryopt.optimizer.leases import Leases
-from queryopt.result import QueryResult, query_result
+from queryopt.result import QueryResult, described_result
 
 __all__ = [
     "ExecutionRules",
@@ -211,26 +210,6 @@ class Watchdog:
             self._deadlines.pop(conn, None)
 
 
-_DECODED_NAMES: dict[tuple[bytes | None, ...], tuple[str, ...]] = {}
-
-
-def column_names(result: PGresult | None, conn: psycopg.BaseConnection[Any]) -> tuple[str, ...]:
-    """A result's column names read straight from libpq (``cursor.description`` builds objects not needed
-    here), decoded once per distinct set of names (client encodings other than UTF-8 are rare enough
-    not to key on)."""
-    if result is None or not result.nfields:
-        return ()
-    raw = tuple(map(result.fname, range(result.nfields)))
-    names = _DECODED_NAMES.get(raw)
-    if names is None:
-        encoding = conn.info.encoding
-        names = tuple((name or b"").decode(encoding) for name in raw)
-        if len(_DECODED_NAMES) >= 4096:
-            _DECODED_NAMES.clear()
-        _DECODED_NAMES[raw] = names
-    return names
-
-
 def _connection_lost(exc: BaseException) -> bool:
     if not isinstance(exc, psycopg.OperationalError) or isinstance(exc, (pg_errors.QueryCanceled, _Stalled)):
         return False
@@ -337,11 +316,20 @@ class Executor(ExecutionRules):
         ensure_statement_timeout(conn, self.default_timeout_ms)
 
     def run(
-        self, statement: Statement, params: Params, *, limit_ms: int | None = None, attempts: int | None = None
+        self,
+        statement: Statement,
+        params: Params,
+        limit_ms: int | None = None,
+        attempts: int | None = None,
+        started: float | None = None,
     ) -> QueryResult:
-        """Execute ``statement``, retrying transient failures up to ``attempts`` tries in all (default: the policy)."""
+        """Execute ``statement``, retrying transient failures up to ``attempts`` tries in all (default: the policy).
+
+        ``limit_ms`` is the statement timeout (default: the policy's); ``started``, the caller's
+        ``time.perf_counter()`` reading when the call began (default: now) from which the deadline runs."""
         limit = self.default_timeout_ms if limit_ms is None else limit_ms
-        started = time.perf_counter()
+        if started is None:
+            started = time.perf_counter()
         try:
             return self._attempt(statement, params, limit, started)
         except psycopg.Error as exc:
@@ -357,20 +345,20 @@ class Executor(ExecutionRules):
         cursor = lease.cursor
         try:
             if limit <= 0 or statement.planner_settings or getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit:
-                result = self._execute_on(conn, cursor, statement, params, limit, started)
+                result = self._execute_on(conn, cursor, statement, params, limit, started, lease.encoding)
             else:  # the common call, inline: no frame of its own
                 watchdog = self.watchdog
                 watchdog.watch(conn, started + limit / 1000 + self.timeouts.network_grace)
                 try:
                     cursor.execute(statement.text, params)
-                    columns = column_names(cursor.pgresult, conn)
-                    rows = cursor.fetchall() if columns else []
+                    described = cursor.pgresult
+                    rows = cursor.fetchall() if described is not None and described.nfields else []
                 except psycopg.Error as exc:
                     if watchdog.release(conn):
                         raise _Stalled(str(exc)) from exc
                     raise
                 watchdog.release(conn)
-                result = query_result(columns, tuple(rows), cursor.rowcount)
+                result = described_result(described, lease.encoding, tuple(rows), cursor.rowcount)
         except BaseException:
             leases.give_back(lease, started, ok=False)  # a broken connection goes back to the pool, replaced
             raise
@@ -391,7 +379,7 @@ class Executor(ExecutionRules):
         limit = self.default_timeout_ms if limit_ms is None else limit_ms
         started = time.perf_counter()
         try:
-            return self._execute_on(conn, conn.cursor(), statement, params, limit, started)
+            return self._execute_on(conn, conn.cursor(), statement, params, limit, started, conn.info.encoding)
         except psycopg.Error as exc:
             raise self.translate(statement, exc, limit, started) from exc
 
@@ -403,7 +391,9 @@ class Executor(ExecutionRules):
         params: Params,
         limit: int,
         started: float,
+        encoding: str,
     ) -> QueryResult:
+        """Run on ``conn`` (whose Python ``encoding`` names the result's columns), its timeout set first."""
         if getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit and ensure_statement_timeout(conn, limit):
             self._counters["timeout_changes"] += 1
         guarded = limit > 0
@@ -413,19 +403,19 @@ class Executor(ExecutionRules):
             if statement.planner_settings:
                 with planner_settings_applied(conn, statement.planner_settings):
                     cursor.execute(statement.text, params)
-                    columns = column_names(cursor.pgresult, conn)
-                    rows = cursor.fetchall() if columns else []
+                    described = cursor.pgresult
+                    rows = cursor.fetchall() if described is not None and described.nfields else []
             else:
                 cursor.execute(statement.text, params)
-                columns = column_names(cursor.pgresult, conn)
-                rows = cursor.fetchall() if columns else []
+                described = cursor.pgresult
+                rows = cursor.fetchall() if described is not None and described.nfields else []
         except psycopg.Error as exc:
             if guarded and self.watchdog.release(conn):
                 raise _Stalled(str(exc)) from exc
             raise
         if guarded:
             self.watchdog.release(conn)
-        return query_result(columns, tuple(rows), cursor.rowcount)
+        return described_result(described, encoding, tuple(rows), cursor.rowcount)
 
     def close(self) -> None:
         """Return the idle leased connections to the pool and stop the watchdog."""

@@ -11,14 +11,14 @@ the facts and counters read from them are the same everywhere.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from queryopt.cache import ResultCache
 from queryopt.config import HintMode, Settings
 from queryopt.errors import ConfigurationError, QueryError, QueryRejected
 from queryopt.optimizer.core import CallPlan
-from queryopt.optimizer.execution import pool_connection_kwargs
+from queryopt.optimizer.execution import Params, pool_connection_kwargs
 from queryopt.optimizer.limits import ConcurrencyLimiter, open_limiter
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.observation import CallObserver, open_recorder
@@ -60,6 +60,10 @@ class FrontEnd:
     """Reads the stored pins in the background (``None``: pins are not applied, ``PlanGuardPolicy.watch_pins``)."""
     _owns_recorder: bool
     _telemetry: Telemetry | None
+    _quick_below: float
+    """Calls faster than this (seconds) are only counted: :attr:`CallObserver.quick_below`."""
+    _count: Callable[[str, float], None]
+    """Counts one call of a fingerprint in the live statistics (``QueryStats.observe``)."""
     limiter: ConcurrencyLimiter | None = None
     """Per-fingerprint concurrency limits (``None``: off)."""
 
@@ -103,6 +107,8 @@ class FrontEnd:
             telemetry=telemetry_for(self.settings),
         )
         self._telemetry = self.observer.telemetry
+        self._quick_below = self.observer.quick_below
+        self._count = self.observer.stats.observe
         if self._telemetry is not None:
             self._telemetry.watch_cache(self.cache)
         self._watch_pins(conninfo)
@@ -158,47 +164,74 @@ class FrontEnd:
 
     # -- after a run: the same steps for every driver ------------------------------------------------
 
-    def _run_finished(self, plan: CallPlan, started: float, result: QueryResult, pending: Pending | None) -> Tables:
+    def _run_finished(
+        self,
+        call: PreparedCall,
+        params: Params,
+        plan: CallPlan,
+        started: float,
+        result: QueryResult,
+        pending: Pending | None,
+    ) -> Tables:
         """Observe a successful run; the tables whose cached results to invalidate now (``()``: none)."""
-        if not self.observer.quick(plan.call, time.perf_counter() - started):
-            self._observe_plan(plan, started, result.rowcount, None)
-        if plan.call.invalidates == ():  # a read: nothing to decide
+        duration = time.perf_counter() - started
+        if duration < self._quick_below:  # neither slow nor reported (most calls): counted, nothing built
+            self._count(call.statement.fingerprint, duration)
+        else:
+            self._observe_call(call, params, plan, duration, result.rowcount, None)
+        tables = call.invalidates
+        if tables == ():  # a read: nothing to decide
             return ()
-        return _invalidation(plan, pending, happened=True)
+        return _invalidation(tables, pending, happened=True)
 
-    def _run_failed(self, plan: CallPlan, started: float, error: QueryError | None, pending: Pending | None) -> Tables:
+    def _run_failed(
+        self,
+        call: PreparedCall,
+        params: Params,
+        plan: CallPlan,
+        started: float,
+        error: QueryError | None,
+        pending: Pending | None,
+    ) -> Tables:
         """Observe a failed run (``error`` ``None``: cancelled by the caller, not observed); what to invalidate.
 
         A write whose outcome is unknown (the connection was lost, the caller cancelled) is assumed done.
         """
         if error is not None:
-            self._observe_plan(plan, started, None, error)
-        return _invalidation(plan, pending, happened=error is None or error.sqlstate is None)
+            self._observe_call(call, params, plan, time.perf_counter() - started, None, error)
+        return _invalidation(call.invalidates, pending, happened=error is None or error.sqlstate is None)
 
     def _served(self, call: PreparedCall, started: float) -> None:
         """A call answered from the cache (``started``: ``perf_counter()`` before the lookup): telemetry only."""
         self.observer.served_from_cache(call, time.perf_counter() - started, self.preparer.identity)
 
-    def _rejected(self, plan: CallPlan, error: QueryRejected) -> None:
+    def _rejected(self, call: PreparedCall, params: Params, plan: CallPlan, error: QueryRejected) -> None:
         """Record a call its fingerprint's concurrency limit turned away (it never ran)."""
         self.observer.rejected(
-            plan.call, error, identity=self.preparer.identity, params=plan.params, cache_outcome=plan.cache_outcome
+            call, error, identity=self.preparer.identity, params=params, cache_outcome=plan.cache_outcome
         )
 
-    def _observe_plan(self, plan: CallPlan, started: float, rowcount: int | None, error: QueryError | None) -> None:
+    def _observe_call(
+        self,
+        call: PreparedCall,
+        params: Params,
+        plan: CallPlan,
+        duration: float,
+        rowcount: int | None,
+        error: QueryError | None,
+    ) -> None:
         self.observer.observe(
-            plan.call,
-            time.perf_counter() - started,
+            call,
+            duration,
             identity=self.preparer.identity,
-            params=plan.params,
+            params=params,
             cache_outcome=plan.cache_outcome,
             rowcount=rowcount,
             error=error,
         )
 
 
-def _invalidation(plan: CallPlan, pending: Pending | None, *, happened: bool) -> Tables:
-    tables = plan.call.invalidates
+def _invalidation(tables: Tables, pending: Pending | None, *, happened: bool) -> Tables:
     if tables == ():
         return ()
     if pending is not None:  # in a transaction: invalidated once it commits

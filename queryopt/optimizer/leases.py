@@ -56,13 +56,16 @@ ConnectionT = TypeVar("ConnectionT", bound=psycopg.BaseConnection[Any])
 class Lease(Generic[ConnectionT]):
     """One connection out of the pool and the cursor that runs its calls."""
 
-    __slots__ = ("autocommit", "conn", "cursor", "idle_since", "until")
+    __slots__ = ("autocommit", "conn", "cursor", "encoding", "idle_since", "until")
 
     def __init__(self, conn: ConnectionT, cursor: Any, until: float) -> None:
         self.conn = conn
         self.cursor = cursor
         self.autocommit = conn.autocommit
         """Read once: nobody else holds the connection while it is leased (a transaction keeps it anyway)."""
+        self.encoding = conn.info.encoding
+        """The Python name of the client encoding, read once: it names the columns of the lease's results
+        (a change of a session setting that would outlive its call or transaction is refused)."""
         self.until = until
         """``time.perf_counter()`` past which the lease goes back to the pool after its call."""
         self.idle_since = 0.0

@@ -102,22 +102,11 @@ class QueryStats:
     def observe(self, fingerprint: str, duration: float) -> None:
         """Count one call of ``fingerprint`` that took ``duration`` seconds; may raise an alert."""
         alert = None
-        with self._lock:
-            window: _Window | None
-            if fingerprint is self._latest:  # the same query again: already the most recently seen
-                window = self._latest_window
-            else:
-                window = self._windows.get(fingerprint)
-                if window is None:
-                    if len(self._windows) >= self._max_fingerprints:
-                        window = self._windows.popitem(last=False)[1]
-                        window.reset()  # reuse the evicted window: no allocation on the eviction path
-                    else:
-                        window = _Window()
-                    self._windows[fingerprint] = window
-                else:
-                    self._windows.move_to_end(fingerprint)
-                self._latest, self._latest_window = fingerprint, window
+        lock = self._lock
+        lock.acquire()  # not `with`: its __enter__/__exit__ calls cost as much again as the lock
+        try:
+            # The same query again is already the most recently seen: no lookup.
+            window = self._latest_window if fingerprint is self._latest else self._window_of(fingerprint)
             durations = window.durations
             position = window.next
             if duration >= self._min_duration and len(durations) >= self._min_samples:
@@ -131,8 +120,25 @@ class QueryStats:
             else:
                 durations.append(duration)
             window.next = position + 1 if position + 1 < self._size else 0
+        finally:
+            lock.release()
         if alert is not None:
             self._emit(alert)
+
+    def _window_of(self, fingerprint: str) -> _Window:
+        """The window of ``fingerprint``, made the most recently seen (the lock is held)."""
+        window = self._windows.get(fingerprint)
+        if window is None:
+            if len(self._windows) >= self._max_fingerprints:
+                window = self._windows.popitem(last=False)[1]
+                window.reset()  # reuse the evicted window: no allocation on the eviction path
+            else:
+                window = _Window()
+            self._windows[fingerprint] = window
+        else:
+            self._windows.move_to_end(fingerprint)
+        self._latest, self._latest_window = fingerprint, window
+        return window
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Plain data per fingerprint, durations in seconds: ``count`` (calls seen since tracked),

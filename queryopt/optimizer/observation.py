@@ -1,13 +1,14 @@
 """After every call: live statistics, telemetry when on, and a slow-query record when the call was slow.
 
 Shared by the optimizer and the SQLAlchemy integration. The cost on a fast
-call is one :meth:`QueryStats.observe`, one ``is not None`` test for telemetry
-(off by default) and one threshold comparison; a record is built only for slow
-calls and handed to the recorder, which never blocks.
+call is one comparison with :attr:`CallObserver.quick_below` and one
+:meth:`QueryStats.observe`; a record is built only for slow calls and handed to
+the recorder, which never blocks.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,19 +42,13 @@ class CallObserver:
         self.source = source
         self.telemetry = telemetry
         """OpenTelemetry reporting (``None``: off, see :func:`queryopt.telemetry.telemetry_for`)."""
+        self.quick_below = 0.0 if telemetry is not None else recorder.never_slow_below if recorder else math.inf
+        """Seconds under which a call needs only ``stats.observe`` (most calls): with telemetry off, nothing
+        faster could be recorded. A driver compares against it and counts; :meth:`observe` sees the rest."""
         if telemetry is not None:
             telemetry.watch_alerts(stats)
             if recorder is not None:
                 telemetry.watch_recorder(recorder)
-
-    def quick(self, call: PreparedCall, duration: float) -> bool:
-        """Count a call that is neither slow nor reported to telemetry (most calls), and say True;
-        False when :meth:`observe` must see it. Two arguments, no record built: the hot path's observation."""
-        recorder = self.recorder
-        if self.telemetry is not None or (recorder is not None and duration >= recorder.never_slow_below):
-            return False
-        self.stats.observe(call.analysis.fingerprint, duration)
-        return True
 
     def observe(
         self,

@@ -21,9 +21,11 @@ def test_quick_run_reports_every_case_against_raw_psycopg_on_one_connection() ->
     ]
     assert rows[0]["target"] == "baseline (no pool)"
     assert ("primary-key lookup, asyncio", "AsyncOptimizer.query, cache off") in cases
+    engine = {row["case"]: row for row in rows if row["query"] == "primary-key lookup, SQLAlchemy text()"}
+    assert engine["instrumented engine, cache off"]["target"] == "≤ 1.05x plain"
     startup = {row["case"]: row for row in rows if row["query"] == "fresh interpreter"}
     assert startup["import queryopt: resident memory added"]["target"] == "≤ 25 MiB"
     assert startup["queryopt --help: wall time"]["target"] == "≤ 0.30 s"
     verdicts = [row["met"] for row in rows if row["met"] is not None]
-    assert len(verdicts) == 11
+    assert len(verdicts) == 12
     assert all(isinstance(verdict, bool) for verdict in verdicts)

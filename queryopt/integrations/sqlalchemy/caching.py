@@ -11,7 +11,6 @@ through the normal loading, identity map included) as if the cursor had run.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import Any, Final
 
 from psycopg import IsolationLevel
@@ -29,11 +28,24 @@ Description = tuple[tuple[Any, ...], ...]
 _SNAPSHOT_LEVELS: Final = frozenset({IsolationLevel.REPEATABLE_READ, IsolationLevel.SERIALIZABLE})
 
 
-@dataclass(frozen=True, slots=True)
 class CursorRows(QueryResult):
     """A :class:`QueryResult` that also keeps the DBAPI cursor description SQLAlchemy needs."""
 
-    description: Description = ()
+    __slots__ = ("_description",)
+
+    def __init__(
+        self, columns: tuple[str, ...], rows: tuple[tuple[Any, ...], ...], rowcount: int, description: Description = ()
+    ) -> None:
+        super().__init__(columns, rows, rowcount)
+        self._description = description
+
+    @property
+    def description(self) -> Description:
+        """The DBAPI ``cursor.description`` rows (the first seven fields of each column)."""
+        return self._description
+
+    def __reduce__(self) -> tuple[type[CursorRows], tuple[Any, ...]]:
+        return CursorRows, (self.columns, self.rows, self.rowcount, self._description)
 
 
 def fetch_rows(cursor: Any) -> CursorRows:

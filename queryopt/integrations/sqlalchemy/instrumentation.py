@@ -1,8 +1,9 @@
 """One SQLAlchemy engine with queryopt attached: the dialect execution events and what they do.
 
-queryopt hooks in where SQLAlchemy hands a statement to the DBAPI cursor (the
-dialect's ``do_execute``, wrapped for this engine, and the ``do_executemany`` and
-``do_execute_no_params`` dialect events). That is after every
+queryopt hooks in where SQLAlchemy hands a statement to the DBAPI cursor: the
+dialect's ``do_execute``, ``do_executemany`` and ``do_execute_no_params``,
+replaced for this engine, not dialect events (a dialect with any listener makes
+SQLAlchemy walk its listener lists on every statement). That is after every
 ``before_cursor_execute`` listener, so the hint block goes first in the text
 that is really sent, even when another listener (a tracing comment,
 sqlcommenter) prepended something. Per statement the work is a dictionary
@@ -26,10 +27,9 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 from psycopg.pq import TransactionStatus
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.engine.interfaces import ExceptionContext, ExecuteStyle
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine.interfaces import ExecuteStyle
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.util.concurrency import await_
 
 from queryopt.cache import ResultCache
@@ -62,7 +62,8 @@ __all__ = ["Instrumentation"]
 
 logger = logging.getLogger("queryopt")
 
-_DO_EXECUTE: Final = "do_execute"  # the dialect method wrapped per engine
+_WRAPPED: Final = ("do_execute", "do_executemany", "do_execute_no_params")
+"""The dialect methods replaced per engine (instance attributes of its dialect)."""
 _SYNC_LINK: Final = "_queryopt_link"  # the link on a sync psycopg connection: one attribute read per statement
 _MAX_OPAQUE = 4096
 _clock = time.perf_counter
@@ -105,7 +106,8 @@ class Instrumentation(FrontEnd):
         self._calls_get = self.preparer.calls.get
         self._texts_get = self.preparer.texts.get
         self._observe = self.observer.observe
-        self._stats_observe = self.observer.stats.observe
+        self._quick_below = self.observer.quick_below
+        self._count = self.observer.stats.observe
         self._opaque: dict[str, PreparedCall] = {}
         self._counters = {"timeouts": 0, "unanalysable": 0, "prepare_failures": 0, "connections": 0}
         self._lock = threading.Lock()
@@ -114,63 +116,54 @@ class Instrumentation(FrontEnd):
         self._transactions = TransactionHooks(engine.dialect, self._committed)
         dialect = self.dialect
         self._do_execute: Execute = dialect.do_execute
-        self._wrapped_execute: tuple[Any, Execute] | None = None
         self._do_executemany: Execute = dialect.do_executemany
-        self._listeners: tuple[tuple[str, Callable[..., Any], dict[str, Any]], ...] = (
-            ("do_executemany", self._on_executemany, {}),
-            ("do_execute_no_params", self._on_execute_no_params, {}),
-            ("handle_error", self._on_error, {"retval": True}),
-        )
+        self._do_execute_no_params: Callable[[Any, str, Any], None] = dialect.do_execute_no_params
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+        """Each replaced dialect method: what the dialect's own attribute was (``None``: the class's), the wrapper."""
 
     # -- attaching ---------------------------------------------------------------------------------------
 
     def attach(self) -> None:
-        """Listen to the engine's events and follow its transactions' ends."""
+        """Wrap the engine's dialect methods that run statements and follow its transactions' ends."""
         if self._attached:
             return
-        for name, listener, options in self._listeners:
-            event.listen(self.engine, name, listener, **options)
-        self._wrap_do_execute()
+        self._wrap_dialect()
         self._transactions.install()
         self._attached = True
 
-    def _wrap_do_execute(self) -> None:
-        """The dialect's ``do_execute``, wrapped for this engine (an instance attribute, like the transaction hooks).
+    def _wrap_dialect(self) -> None:
+        """Replace the dialect's ``do_execute``, ``do_executemany`` and ``do_execute_no_params`` for this engine
+        (instance attributes, like the transaction hooks; every engine has a dialect of its own).
 
-        A ``do_execute`` event listener would cost a dispatch loop per statement (measured: 2.5% of a
-        primary-key lookup for an empty one); the wrapper runs where SQLAlchemy calls the dialect, after
-        every ``before_cursor_execute`` and ``do_execute`` listener, as the event did when registered last.
+        Dialect event listeners would do the same, but a dialect with any listener makes SQLAlchemy walk its
+        listener lists on every statement (measured: 1.2% of a primary-key lookup for one empty ``handle_error``
+        listener). The wrappers run where SQLAlchemy calls the dialect, after every ``before_cursor_execute``
+        listener, so the hint block still goes first in the text really sent.
         """
-        handle = self._on_execute if self.is_async else self._on_execute_sync
-        original = self._do_execute
+        wrappers = {
+            "do_execute": self._execute_any if self.is_async else self._execute_sync,
+            "do_executemany": self._executemany,
+            "do_execute_no_params": self._execute_no_params,
+        }
+        for name in _WRAPPED:
+            wrapper = wrappers[name]
+            self._wrapped[name] = (self.dialect.__dict__.get(name), wrapper)
+            setattr(self.dialect, name, wrapper)
 
-        def do_execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
-            if handle(cursor, statement, parameters, context) is None:
-                original(cursor, statement, parameters, context)
-
-        self._wrapped_execute = (self.dialect.__dict__.get(_DO_EXECUTE), do_execute)
-        setattr(self.dialect, _DO_EXECUTE, do_execute)
-
-    def _unwrap_do_execute(self) -> None:
-        wrapped = self._wrapped_execute
-        if wrapped is None:
-            return
-        original, wrapper = wrapped
-        if self.dialect.__dict__.get(_DO_EXECUTE) is wrapper:  # unless something wrapped it since
-            if original is None:
-                delattr(self.dialect, _DO_EXECUTE)
-            else:
-                setattr(self.dialect, _DO_EXECUTE, original)
-        self._wrapped_execute = None
+    def _unwrap_dialect(self) -> None:
+        for name, (original, wrapper) in self._wrapped.items():
+            if self.dialect.__dict__.get(name) is wrapper:  # unless something wrapped it since
+                if original is None:
+                    delattr(self.dialect, name)
+                else:
+                    setattr(self.dialect, name, original)
+        self._wrapped.clear()
 
     def detach(self) -> None:
-        """Stop listening, put the dialect back and close the recorder queryopt opened."""
+        """Put the dialect back, stop following transactions and close the recorder queryopt opened."""
         if not self._attached:
             return
-        for name, listener, _ in self._listeners:
-            if event.contains(self.engine, name, listener):
-                event.remove(self.engine, name, listener)
-        self._unwrap_do_execute()
+        self._unwrap_dialect()
         self._transactions.remove()
         self._attached = False
         recorder = self.observer.recorder
@@ -258,25 +251,28 @@ class Instrumentation(FrontEnd):
 
     # -- the execution events ----------------------------------------------------------------------------
 
-    def _on_execute(self, cursor: Any, statement: str, parameters: Any, context: Any) -> Literal[True] | None:
-        if context is None:
-            return None
-        if (
-            context.execute_style is ExecuteStyle.INSERTMANYVALUES
-            and statement is not context.statement
-            and statement.lstrip()[:6].upper() == "INSERT"
-        ):
-            # One batch of a multi-row INSERT: analysed as the single-row statement it was compiled from.
-            return self._run(self._do_execute, cursor, context.statement, parameters, context, sent=statement)
-        return self._run(self._do_execute, cursor, statement, parameters, context)
+    def _execute_any(self, cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+        """The dialect's ``do_execute`` for any engine: a statement of SQLAlchemy's goes through :meth:`_run`."""
+        if context is not None:
+            if (
+                context.execute_style is ExecuteStyle.INSERTMANYVALUES
+                and statement is not context.statement
+                and statement.lstrip()[:6].upper() == "INSERT"
+            ):
+                # One batch of a multi-row INSERT: analysed as the single-row statement it was compiled from.
+                if self._run(self._do_execute, cursor, context.statement, parameters, context, sent=statement):
+                    return
+            elif self._run(self._do_execute, cursor, statement, parameters, context):
+                return
+        self._do_execute(cursor, statement, parameters, context)
 
-    def _on_execute_sync(self, cursor: Any, statement: str, parameters: Any, context: Any) -> Literal[True] | None:
-        """:meth:`_on_execute` with the common case inlined: a sync engine, a known statement, no options.
+    def _execute_sync(self, cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+        """:meth:`_execute_any` with the common case inlined: a sync engine, a known statement, no options.
 
         (A batch of a multi-row INSERT never gets here: its text is never a prepared call's.)
         """
         if context is None or context.execution_options.get(OPTION) is not None:
-            return self._on_execute(cursor, statement, parameters, context)
+            return self._execute_any(cursor, statement, parameters, context)
         call = self._texts_get(statement)
         conn = cursor.connection
         link = getattr(conn, _SYNC_LINK, None)
@@ -287,7 +283,7 @@ class Instrumentation(FrontEnd):
             or call.statement.planner_settings
             or self.limiter is not None
         ):
-            return self._on_execute(cursor, statement, parameters, context)
+            return self._execute_any(cursor, statement, parameters, context)
         limit = self.default_timeout_ms
         if getattr(conn, TIMEOUT_ATTRIBUTE, None) != limit:  # after a statement with its own limit, or a rollback
             self._set_timeout(link, limit)
@@ -295,15 +291,14 @@ class Instrumentation(FrontEnd):
         try:
             self._do_execute(cursor, call.statement.text, parameters, context)
         except BaseException as exc:
-            self._failed(call, exc, _clock() - started, parameters, context, link, limit, "off")
+            timeout = self._failed(call, exc, _clock() - started, statement, parameters, link, limit, "off")
+            if timeout is not None:
+                raise timeout from exc
             raise
         duration = _clock() - started
-        recorder = self.observer.recorder
-        if self._telemetry is not None or (
-            recorder is not None
-            and duration >= recorder.never_slow_below
-            and recorder.is_slow(call.analysis.fingerprint, duration)
-        ):
+        if duration < self._quick_below:  # neither slow nor reported (most calls): counted, nothing built
+            self._count(call.statement.fingerprint, duration)
+        else:
             self._observe(
                 call,
                 duration,
@@ -312,21 +307,22 @@ class Instrumentation(FrontEnd):
                 cache_outcome="off",
                 rowcount=cursor.rowcount,
             )
-        else:  # what CallObserver.observe does for a call that is not slow, without building its arguments
-            self._stats_observe(call.analysis.fingerprint, duration)
         if call.invalidates != ():
             self._wrote(link, call.invalidates)
-        return True
+        return None
 
-    def _on_executemany(self, cursor: Any, statement: str, parameters: Any, context: Any) -> Literal[True] | None:
-        if context is None:
-            return None
-        return self._run(self._do_executemany, cursor, statement, parameters, context, many=True)
+    def _executemany(self, cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+        """The dialect's ``do_executemany``."""
+        if context is None or not self._run(self._do_executemany, cursor, statement, parameters, context, many=True):
+            self._do_executemany(cursor, statement, parameters, context)
 
-    def _on_execute_no_params(self, cursor: Any, statement: str, context: Any) -> Literal[True] | None:
-        if context is None:
-            return None
-        return self._run(_execute_no_params, cursor, statement, None, context, has_params=False)
+    def _execute_no_params(self, cursor: Any, statement: str, context: Any = None) -> None:
+        """The dialect's ``do_execute_no_params``."""
+        if context is None or not self._run(self._send_no_params, cursor, statement, None, context, has_params=False):
+            self._do_execute_no_params(cursor, statement, context)
+
+    def _send_no_params(self, cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        self._do_execute_no_params(cursor, statement, context)
 
     def _run(
         self,
@@ -354,11 +350,14 @@ class Instrumentation(FrontEnd):
         assert limit is not None
         if known_statement_timeout(conn) != limit:
             self._set_timeout(link, limit)
-        text = call.statement.text if sent is None else sent
         if options is not None and options.cache and not many and sent is None:
-            self._run_cached(execute, cursor, call, parameters, context, link, limit, options)
+            self._run_cached(execute, cursor, call, statement, parameters, context, link, limit, options)
+        elif sent is None:
+            self._execute(
+                execute, cursor, call, call.statement.text, statement, parameters, context, link, limit, "off", many
+            )
         else:
-            self._execute(execute, cursor, call, text, parameters, context, link, limit, "off", many)
+            self._execute(execute, cursor, call, sent, sent, parameters, context, link, limit, "off", many)
         return True
 
     def _set_timeout(self, link: ConnectionLink, limit: int) -> None:
@@ -374,6 +373,7 @@ class Instrumentation(FrontEnd):
         cursor: Any,
         call: PreparedCall,
         text: str,
+        statement: str,
         parameters: Any,
         context: Any,
         link: ConnectionLink,
@@ -381,6 +381,7 @@ class Instrumentation(FrontEnd):
         cache_outcome: str,
         many: bool = False,
     ) -> None:
+        """Send ``text`` (``statement`` as SQLAlchemy compiled it, with queryopt's hints) and observe it."""
         settings = call.statement.planner_settings
         limiter = self.limiter
         gate = None if limiter is None else self._admit(limiter, call, None if many else parameters, cache_outcome)
@@ -394,7 +395,10 @@ class Instrumentation(FrontEnd):
                 execute(cursor, text, parameters, context)
         except BaseException as exc:
             dropped = overloaded(exc)
-            self._failed(call, exc, time.perf_counter() - started, parameters, context, link, limit, cache_outcome)
+            elapsed = time.perf_counter() - started
+            timeout = self._failed(call, exc, elapsed, statement, parameters, link, limit, cache_outcome, many)
+            if timeout is not None:
+                raise timeout from exc
             raise
         finally:
             if gate is not None:
@@ -431,13 +435,15 @@ class Instrumentation(FrontEnd):
         call: PreparedCall,
         exc: BaseException,
         elapsed: float,
+        statement: str,
         parameters: Any,
-        context: Any,
         link: ConnectionLink,
         limit: int,
         cache_outcome: str,
-    ) -> None:
-        context._queryopt_failure = (call, limit, elapsed)  # for _on_error, which makes the timeout error
+        many: bool = False,
+    ) -> SQLAlchemyQueryTimeout | None:
+        """Observe a statement that failed; the error to raise instead of ``exc`` when the server cancelled it
+        (SQLAlchemy passes on an error that is not the driver's as it is)."""
         try:
             self.observer.observe(
                 call,
@@ -452,6 +458,27 @@ class Instrumentation(FrontEnd):
                 self._wrote(link, call.invalidates)  # connection lost mid-write: assume it happened
         except Exception:  # the application's own error must come through, whatever happens here
             logger.exception("queryopt: could not observe a failed statement")
+        if not isinstance(exc, pg_errors.QueryCanceled):
+            return None
+        self._counters["timeouts"] += 1
+        # What SQLAlchemy would have raised (its message, statement and parameters), as a QueryTimeout too.
+        error = DBAPIError.instance(
+            statement,
+            parameters,
+            exc,
+            psycopg.Error,
+            hide_parameters=self.engine.hide_parameters,
+            dialect=self.dialect,
+            ismulti=many,
+        )
+        assert isinstance(error, OperationalError)
+        return SQLAlchemyQueryTimeout.from_operational_error(
+            error,
+            sql=call.statement.text,
+            fingerprint=call.analysis.fingerprint,
+            limit=limit / 1000 if limit else None,
+            elapsed=elapsed,
+        )
 
     def _wrote(self, link: ConnectionLink, tables: tuple[str, ...] | None) -> None:
         if link.conn.autocommit:
@@ -487,6 +514,7 @@ class Instrumentation(FrontEnd):
         execute: Execute,
         cursor: Any,
         call: PreparedCall,
+        statement: str,
         parameters: Any,
         context: Any,
         link: ConnectionLink,
@@ -494,9 +522,10 @@ class Instrumentation(FrontEnd):
         options: StatementOptions,
     ) -> None:
         key = cache_key(call, parameters, context, link, options.cache_scope)
+        text = call.statement.text
         if key is None:
             self.cache.count_bypass()
-            self._execute(execute, cursor, call, call.statement.text, parameters, context, link, limit, "bypass")
+            self._execute(execute, cursor, call, text, statement, parameters, context, link, limit, "bypass")
             return
 
         ran = False
@@ -504,7 +533,7 @@ class Instrumentation(FrontEnd):
         def run() -> QueryResult:
             nonlocal ran
             ran = True
-            self._execute(execute, cursor, call, call.statement.text, parameters, context, link, limit, "miss")
+            self._execute(execute, cursor, call, text, statement, parameters, context, link, limit, "miss")
             return fetch_rows(cursor)
 
         started = time.perf_counter()
@@ -513,28 +542,6 @@ class Instrumentation(FrontEnd):
         if not ran and self._telemetry is not None:
             self._served(call, started)
         serve_rows(context, rows)
-
-    # -- errors ------------------------------------------------------------------------------------------
-
-    def _on_error(self, ctx: ExceptionContext) -> BaseException | None:
-        if not isinstance(ctx.original_exception, pg_errors.QueryCanceled):
-            return None
-        chained = getattr(ctx, "chained_exception", None)  # set only once an earlier handler replaced the error
-        current = chained if chained is not None else ctx.sqlalchemy_exception
-        if not isinstance(current, OperationalError) or isinstance(current, SQLAlchemyQueryTimeout):
-            return None
-        failure = getattr(ctx.execution_context, "_queryopt_failure", None)
-        if failure is None:
-            return None
-        call, limit, elapsed = failure
-        self._counters["timeouts"] += 1
-        return SQLAlchemyQueryTimeout.from_operational_error(
-            current,
-            sql=call.statement.text,
-            fingerprint=call.analysis.fingerprint,
-            limit=limit / 1000 if limit else None,
-            elapsed=elapsed,
-        )
 
     # -- the public surface ------------------------------------------------------------------------------
 
@@ -560,7 +567,3 @@ def pool_size(engine: Engine) -> int | None:
         return None
     total = size() + overflow
     return total if isinstance(total, int) and total > 0 else None
-
-
-def _execute_no_params(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
-    context.dialect.do_execute_no_params(cursor, statement, context)

@@ -498,6 +498,26 @@ def test_statements_queryopt_cannot_analyse_run_untouched_and_are_timed(engine: 
     assert any(entry["count"] == 1 for entry in instrumentation.metrics_summary().values())
 
 
+def test_an_applications_error_listener_sees_the_timeout_and_the_driver_error(engine: Engine) -> None:
+    seen: list[tuple[BaseException, BaseException | None]] = []
+
+    def listener(ctx: Any) -> None:
+        seen.append((ctx.original_exception, getattr(ctx.original_exception, "orig", None)))
+
+    event.listen(engine, "handle_error", listener)
+    try:
+        limited = text("SELECT pg_sleep(5)").execution_options(queryopt={"timeout": 0.1})
+        with engine.connect() as connection, pytest.raises(SQLAlchemyQueryTimeout) as caught:
+            connection.execute(limited)
+    finally:
+        event.remove(engine, "handle_error", listener)
+    assert len(seen) == 1
+    original, orig = seen[0]
+    assert original is caught.value
+    assert isinstance(orig, psycopg.errors.QueryCanceled)
+    assert "[SQL: SELECT pg_sleep(5)]" in str(caught.value)  # SQLAlchemy's own message
+
+
 def test_instrumenting_twice_is_harmless_and_uninstrument_restores_plain_behaviour(engine: Engine) -> None:
     first = instrumentation_of(engine)
     assert instrument(engine) is first
@@ -507,9 +527,12 @@ def test_instrumenting_twice_is_harmless_and_uninstrument_restores_plain_behavio
         connection.execute(query)
     fingerprint = queryopt.analyze("SELECT 1 AS one").fingerprint
     assert first.metrics_summary()[fingerprint]["count"] == 1  # one observation, not two
-    assert "do_execute" in vars(engine.dialect), "queryopt wraps this engine's dialect.do_execute"
+    wrapped = {"do_execute", "do_executemany", "do_execute_no_params"}
+    assert wrapped <= set(vars(engine.dialect)), "queryopt wraps this engine's dialect methods"
+    # No dialect listener: one would make SQLAlchemy walk its listener lists on every statement.
+    assert not engine.dialect._has_events
     assert uninstrument(engine)
-    assert "do_execute" not in vars(engine.dialect), "uninstrument put the dialect's own method back"
+    assert not wrapped & set(vars(engine.dialect)), "uninstrument put the dialect's own methods back"
     assert not uninstrument(engine)
     assert instrumentation_of(engine) is None
     with engine.connect() as connection:  # a new connection: the pool was disposed
