@@ -39,6 +39,8 @@ UNMODELLED_DDL_VERBS = frozenset({"IMPORT", "REASSIGN", "SECURITY"})
 
 _FALLBACK_MESSAGE = "Falling back to parsing as a 'Command'"
 _TOKEN_REPR = re.compile(r"<Token token_type: [^,]*, text: (.*?), line: \d+, col: \d+, start: .*?>")
+_MISSING_PART = re.compile(r"Required keyword: '(\w+)' missing for <class '(?:[\w]+\.)*(\w+)'>")
+_END_OF_TEXT = "'SENTINEL'"  # the token sqlglot's parser reads past the last one
 
 
 def _drop_command_fallback_warnings(record: logging.LogRecord) -> bool:
@@ -106,11 +108,33 @@ def _count_error(sql: str, count: int) -> AnalysisError:
 def _syntax_error(sql: str, error: ParseError) -> AnalysisError:
     detail = error.errors[0] if error.errors else {}
     line, column, highlight = detail.get("line"), detail.get("col"), detail.get("highlight")
+    if isinstance(column, int) and highlight and "\n" not in highlight:
+        column = max(1, column - len(highlight) + 1)  # sqlglot gives the token's last column; PostgreSQL its first
     description = _TOKEN_REPR.sub(r"'\1'", str(detail.get("description") or error).splitlines()[0])
+    description = _MISSING_PART.sub(r"something is missing here (sqlglot: \2 without its '\1')", description)
+    description = description.replace(_END_OF_TEXT, "the end of the text")
+    return _located_error(sql, line, column, highlight, description)
+
+
+def _located_error(sql: str, line: object, column: object, highlight: object, description: str) -> AnalysisError:
     where = f" at line {line}, column {column}" if line is not None and column is not None else ""
     near = f" near {highlight!r}" if highlight else ""
     return AnalysisError(
-        f"SQL syntax error{where}{near}: {description}", sql=sql, line=line, column=column, highlight=highlight
+        f"SQL syntax error{where}{near}: {description}",
+        sql=sql,
+        line=line if isinstance(line, int) else None,
+        column=column if isinstance(column, int) else None,
+        highlight=highlight if isinstance(highlight, str) else None,
+    )
+
+
+def _not_a_keyword(sql: str, text: str, first: Token) -> AnalysisError:
+    """A statement whose first word is no keyword (``SELEC 1``): where PostgreSQL would point, at that word."""
+    prefix = text[: first.start]
+    line = prefix.count("\n") + 1
+    column = first.start - (prefix.rfind("\n") + 1) + 1
+    return _located_error(
+        sql, line, column, first.text, "a statement begins with a keyword (SELECT, INSERT, UPDATE, WITH, …)"
     )
 
 
@@ -133,6 +157,8 @@ def parse_statement(sql: str) -> ParsedStatement:
         trees = _tools.parser.parse(tokens, text)
     except ParseError as error:
         if not unmodelled:
+            if tokens[0].token_type is TokenType.VAR and len(tokens) > 1:
+                raise _not_a_keyword(sql, text, tokens[0]) from error
             raise _syntax_error(sql, error) from error
         count = _statement_count(tokens)
         if count != 1:

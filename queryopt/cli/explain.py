@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from queryopt.config import HintMode, Settings
 from queryopt.errors import ConfigurationError
@@ -17,7 +18,10 @@ if TYPE_CHECKING:  # loaded when the command runs, so that `queryopt --help` sta
     from queryopt.hints import PlanComparison, PlanSummary
     from queryopt.hints.resolve import HintRequest
 
-__all__ = ["register", "render_comparison", "run"]
+__all__ = ["SCHEMA_VERSION", "comparison_as_dict", "register", "render_comparison", "run"]
+
+SCHEMA_VERSION: Final = 1
+"""The layout of ``queryopt explain --format json``."""
 
 
 def register(commands: Any) -> None:
@@ -48,7 +52,13 @@ def register(commands: Any) -> None:
         default=None,
         help="how hints take effect (default: $QUERYOPT_HINT_MODE or auto)",
     )
-    parser.add_argument("--json", action="store_true", help="print the comparison as JSON instead of tables")
+    parser.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="table: plans and index use for a terminal; json: the comparison, schema_version 1",
+    )
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
     parser.set_defaults(handler=run)
 
 
@@ -77,16 +87,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigurationError("no database: pass --dsn or set QUERYOPT_DSN", setting="QUERYOPT_DSN")
     mode = HintMode(args.mode) if args.mode else settings.hint_mode
     comparison = explain(dsn, args.sql, args.param, _requests(args.hint), analyze=args.analyze, mode=mode)
-    console = Console()
-    if args.json:
-        console.print_json(json.dumps(comparison_as_dict(comparison)))
+    if args.json or args.format == "json":
+        sys.stdout.write(json.dumps(comparison_as_dict(comparison), indent=2) + "\n")
     else:
-        console.print(render_comparison(comparison))
+        Console().print(render_comparison(comparison))
     return 0
 
 
 def comparison_as_dict(comparison: PlanComparison) -> dict[str, Any]:
-    """Plain data for ``--json`` (raw EXPLAIN documents left out)."""
+    """Plain data for ``--format json`` (``schema_version`` 1; raw EXPLAIN documents left out)."""
 
     def summary(plan: PlanSummary) -> dict[str, Any]:
         return {
@@ -98,6 +107,7 @@ def comparison_as_dict(comparison: PlanComparison) -> dict[str, Any]:
         }
 
     return {
+        "schema_version": SCHEMA_VERSION,
         "mode": comparison.mode.value,
         "hints": comparison.hints.render(),
         "hinted_sql": comparison.hinted_sql,

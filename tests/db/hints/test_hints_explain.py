@@ -126,13 +126,15 @@ def test_cli_prints_the_comparison(
     assert "hinted indexes" in out
 
 
-def test_cli_json_and_parameters(items: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("as_json", [["--format", "json"], ["--json"]])
+def test_cli_json_and_parameters(items: Conn, dsn: str, capsys: pytest.CaptureFixture[str], as_json: list[str]) -> None:
     status = main(
         ["explain", "SELECT * FROM items WHERE v < %s", "--param", "5", "--hint", "items=items_v_idx", "--dsn", dsn,
-         "--mode", "planner_settings", "--json"]
+         "--mode", "planner_settings", *as_json]
     )  # fmt: skip
     assert status == 0
     document = json.loads(capsys.readouterr().out)
+    assert document["schema_version"] == 1
     assert document["index_usage"] == [
         {"relation": "items", "index": "items_v_idx", "used_before": False, "used_after": True}
     ]

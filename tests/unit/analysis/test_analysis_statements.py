@@ -107,10 +107,32 @@ def test_syntax_error_carries_line_column_highlight_and_sql() -> None:
     with pytest.raises(AnalysisError) as caught:
         analyze(sql)
     error = caught.value
-    assert (error.line, error.column, error.highlight, error.sql) == (3, 5, "WHERE", sql)
-    assert str(error).startswith("SQL syntax error at line 3, column 5 near 'WHERE'")
+    assert (error.line, error.column, error.highlight, error.sql) == (3, 1, "WHERE", sql)
+    assert str(error).startswith("SQL syntax error at line 3, column 1 near 'WHERE'")
     assert "<Token" not in str(error)
     assert pickle.loads(pickle.dumps(error)).highlight == "WHERE"
+
+
+@pytest.mark.parametrize(
+    ("sql", "line", "column", "near", "says"),
+    [
+        # Where PostgreSQL points: the first character of the token, not its last.
+        ("SELECT 1 FROM", 1, 10, "FROM", "Expected table name but got the end of the text"),
+        ("SELECT * FROM t WHERE", 1, 17, "WHERE", "something is missing here"),
+        ("SELECT a FROM t\nWHERE b = = 2", 2, 11, "=", "something is missing here"),
+        # A first word that is no keyword is the mistake, not the token sqlglot stumbled on after it.
+        ("SELEC 1", 1, 1, "SELEC", "a statement begins with a keyword"),
+        ("  -- a comment\n  selct id FROM t", 2, 3, "selct", "a statement begins with a keyword"),
+    ],
+)
+def test_syntax_errors_point_where_the_mistake_starts(sql: str, line: int, column: int, near: str, says: str) -> None:
+    with pytest.raises(AnalysisError) as caught:
+        analyze(sql)
+    error = caught.value
+    assert (error.line, error.column, error.highlight) == (line, column, near)
+    assert str(error).startswith(f"SQL syntax error at line {line}, column {column} near {near!r}: {says}")
+    assert "SENTINEL" not in str(error)
+    assert "<class" not in str(error)
 
 
 @pytest.mark.parametrize(

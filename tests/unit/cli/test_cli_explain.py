@@ -10,7 +10,7 @@ def test_explain_help_documents_hints_and_analyze(capsys: pytest.CaptureFixture[
         main(["explain", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--hint", "--param", "--analyze", "--dsn", "--mode", "--json"):
+    for option in ("--hint", "--param", "--analyze", "--dsn", "--mode", "--format", "--json"):
         assert option in out
     assert "never by default" in out
 
