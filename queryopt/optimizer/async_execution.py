@@ -258,7 +258,7 @@ class AsyncExecutor(ExecutionRules):
         try:
             async for attempt in AsyncRetrying(**self.retrying_arguments(statement, first, attempts)):
                 with attempt:
-                    self.count("retries")
+                    self.count_retry(attempt.retry_state.attempt_number)
                     started = time.perf_counter()
                     return await self._attempt(statement, params, limit, started, attempts, first=False)
         except psycopg.Error as exc:

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -44,6 +45,7 @@ from queryopt.optimizer.leases import Leases
 from queryopt.result import QueryResult, described_result
 
 __all__ = [
+    "RETRIES",
     "ExecutionRules",
     "Executor",
     "Statement",
@@ -52,6 +54,7 @@ __all__ = [
     "assume_statement_timeout",
     "ensure_statement_timeout",
     "known_statement_timeout",
+    "take_retries",
     "timeout_ms",
 ]
 
@@ -67,6 +70,18 @@ _CONNECTION_LOST_STATES: Final = frozenset({"57P01", "57P02", "57P03"})
 KEEP_RESULT_ROWS: Final = 1000
 """A leased cursor that fetched more rows than this is replaced, so an idle lease holds no large result."""
 _RETRY_ANY_STATEMENT: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+
+RETRIES: Final[ContextVar[int]] = ContextVar("queryopt_retries", default=0)
+"""Tries after the first of the last call in this thread or task that needed any: set only by a retry (never
+on the hot path), read and reset by :func:`take_retries` after a call whose outcome is reported."""
+
+
+def take_retries() -> int:
+    """The tries after the first of the call that just ended here (0 when it needed none), and forget them."""
+    retries = RETRIES.get()
+    if retries:
+        RETRIES.set(0)
+    return retries
 
 
 def ensure_statement_timeout(conn: Connection, milliseconds: int) -> bool:
@@ -257,6 +272,11 @@ class ExecutionRules:
     def count(self, name: str) -> None:
         self._counters[name] += 1
 
+    def count_retry(self, retries: int) -> None:
+        """One more try of a call, its ``retries``-th after the first (told to :data:`RETRIES` as well)."""
+        self._counters["retries"] += 1
+        RETRIES.set(retries)
+
     def translate(
         self, statement: Statement, exc: psycopg.Error, limit: int, started: float, *, stalled: bool = False
     ) -> QueryError:
@@ -429,7 +449,7 @@ class Executor(ExecutionRules):
         try:
             for attempt in Retrying(**self.retrying_arguments(statement, first, attempts)):
                 with attempt:
-                    self._counters["retries"] += 1
+                    self.count_retry(attempt.retry_state.attempt_number)
                     started = time.perf_counter()
                     return self._attempt(statement, params, limit, started)
         except psycopg.Error as exc:

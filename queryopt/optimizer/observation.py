@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from queryopt.config import Settings
 from queryopt.errors import QueryRejected, QueryTimeout
+from queryopt.optimizer.execution import take_retries
 from queryopt.optimizer.live_stats import QueryStats
 from queryopt.optimizer.preparation import PreparedCall, SessionIdentity
 from queryopt.recorder import SlowQuery, SlowQueryRecorder
@@ -144,6 +145,7 @@ class CallObserver:
         error: BaseException | None,
     ) -> None:
         assert self.telemetry is not None
+        recorder = self.recorder
         self.telemetry.record_call(
             call.analysis,
             duration,
@@ -152,6 +154,8 @@ class CallObserver:
             cache_outcome=cache_outcome,
             error=error,
             hints=call.hint_text,
+            plan_hash=None if recorder is None else recorder.plan_hash(call.analysis.fingerprint),
+            retries=0 if cache_outcome == "hit" else take_retries(),
             source=self.source,
         )
 

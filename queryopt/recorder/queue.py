@@ -269,6 +269,12 @@ class SlowQueryRecorder:
             if self._plans is not None:
                 self._plans.close()
 
+    def plan_hash(self, fingerprint: str) -> str | None:
+        """The hash of the latest plan captured for ``fingerprint`` (what its calls ran with, as far as known);
+        ``None`` when none was captured (plan capture off, or no slow call of it yet)."""
+        plans = self._plans
+        return None if plans is None else plans.current.get(fingerprint)
+
     def _take_batch(self) -> list[SlowQuery]:
         with self._lock:  # submitters wait while this runs: keep it C-speed
             queue = self._queue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ from queryopt import (
     QueryRejected,
     QueryTimeout,
     RecorderPolicy,
+    RetryPolicy,
     Settings,
 )
 from queryopt.integrations.sqlalchemy import instrument, uninstrument
@@ -185,3 +187,46 @@ def test_a_rejected_call_is_reported_without_a_database_status(dsn: str, items: 
     assert "db.response.status_code" not in point.attributes  # the server never saw it
     (span,) = collected.spans()
     assert span.status.status_code is StatusCode.ERROR
+
+
+def test_a_span_carries_the_retries_of_its_call(dsn: str, items: str, collected: Collected) -> None:
+    settings = Settings(
+        dsn=dsn + " options='-c default_transaction_isolation=serializable'",
+        telemetry=True,
+        recorder=RecorderPolicy(enabled=False),
+        retry=RetryPolicy(attempts=3, initial_backoff=0.01, max_backoff=0.05, jitter=0.01),
+    )
+    with Optimizer(settings=settings) as db:
+        db.query(LOOKUP, [SECRET])  # no retry
+        blocker = psycopg.connect(dsn)
+        try:
+            blocker.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+            blocker.execute("UPDATE items SET owner = 'blocker' WHERE id = 2")
+            worker = threading.Thread(target=db.execute, args=("UPDATE items SET owner = owner || '!' WHERE id = 2",))
+            worker.start()
+            threading.Event().wait(0.3)  # the update waits for the blocker, then fails to serialize
+            blocker.commit()
+            worker.join(10)
+        finally:
+            blocker.close()
+        db.query(LOOKUP, [SECRET])  # none again
+        assert db.stats()["retries"] >= 1
+    retries = [span.attributes["queryopt.retries"] for span in collected.spans()]  # type: ignore[index]
+    assert retries[0] == 0
+    assert retries[2] == 0
+    assert retries[1] == db.stats()["retries"] >= 1
+
+
+def test_a_span_carries_the_plan_its_query_last_ran_with(dsn: str, items: str, collected: Collected) -> None:
+    migrate(dsn)
+    settings = Settings(telemetry=True, recorder=RecorderPolicy(threshold=0.0))  # every call is recorded
+    with Optimizer(dsn, settings=settings) as db:
+        db.query(LOOKUP, [SECRET])  # no plan captured yet
+        assert db.recorder is not None
+        assert db.recorder.flush(10)
+        db.query(LOOKUP, [SECRET])
+    with psycopg.connect(dsn) as conn:
+        (stored,) = conn.execute("SELECT DISTINCT plan_hash FROM queryopt.slow_queries WHERE plan_hash IS NOT NULL")
+    first, second = (span.attributes or {} for span in collected.spans())
+    assert "queryopt.plan.hash" not in first
+    assert second["queryopt.plan.hash"] == stored[0]
