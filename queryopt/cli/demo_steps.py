@@ -7,20 +7,23 @@ the cache turning repeated reads into microseconds and a write invalidating
 them; an index hint turning a Seq Scan into an Index Scan; a timeout cancelling
 a runaway query on the server while the application carries on; the same
 through an instrumented SQLAlchemy engine; the slow-query report, also
-written as an HTML file; and index advice from the recorded slow queries
-(HypoPG), applied and measured. Everything it created is removed at the end
+written as an HTML file; index advice from the recorded slow queries
+(HypoPG), applied and measured; and load shedding keeping a fast lookup fast
+while a storm of slow exports would take every connection. Everything it created is removed at the end
 unless ``--keep`` is given: HypoPG, when the demo creates the extension, lives
 in the demo's schema and goes with it.
 """
 
 from __future__ import annotations
 
+import math
 import shlex
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -38,9 +41,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from queryopt.advisor import Advice, advise
 from queryopt.analysis import fingerprint
-from queryopt.config import CachePolicy, RecorderPolicy, Settings, TimeoutPolicy
+from queryopt.config import CachePolicy, LimitMode, LimitPolicy, RecorderPolicy, Settings, TimeoutPolicy
 from queryopt.embedded.postgres import EmbeddedPostgres
-from queryopt.errors import AdvisorError, QueryTimeout
+from queryopt.errors import AdvisorError, QueryRejected, QueryTimeout
 from queryopt.hints import PlanNode, explain
 from queryopt.integrations.sqlalchemy import instrument
 from queryopt.optimizer.blocking import Optimizer
@@ -106,6 +109,11 @@ PRODUCT_LINES = "SELECT order_id, quantity, price FROM order_items WHERE product
 # A lookup by key should take well under a millisecond: slower calls of it are recorded as slow.
 PRODUCT_LINES_THRESHOLD = 0.001
 RUNAWAY = "SELECT count(*) FROM order_items a CROSS JOIN order_items b WHERE a.quantity <> b.quantity"
+# A heavy export (pg_sleep stands in for its heavy part, so the step takes the same time at every scale).
+EXPORT = "SELECT pg_sleep(0.25), count(*) FROM orders WHERE customer_id = %s"
+STORM_POOL = 4
+STORM_THREADS = 8
+STORM_SECONDS = 1.0
 
 
 class _ShopBase(DeclarativeBase):
@@ -180,7 +188,8 @@ def run_demo(options: DemoOptions) -> int:
         )
         optimizer = stack.enter_context(Optimizer(settings=settings))
         demo = _Demo(options, dsn, base, optimizer, console)
-        for step in (_show_cache, _show_hints, _show_timeout, _show_sqlalchemy, _show_report, _show_advice):
+        steps = (_show_cache, _show_hints, _show_timeout, _show_sqlalchemy, _show_report, _show_advice, _show_shedding)
+        for step in steps:
             step(demo)
         _summary(demo, time.perf_counter() - started)
         if options.keep:
@@ -575,6 +584,89 @@ def _print_advice(demo: _Demo, advice: Advice) -> None:
                 f"{index.size_bytes / 1024 / 1024:,.1f} MB",
             )
     demo.console.print(table)
+
+
+@dataclass
+class _Storm:
+    lookups: list[float] = field(default_factory=list)
+    """Seconds each customer-orders lookup took (its wait for a connection included)."""
+    exports: int = 0
+    rejected: int = 0
+
+    @property
+    def p99(self) -> float:
+        ordered = sorted(self.lookups)
+        return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] if ordered else math.nan
+
+
+def _show_shedding(demo: _Demo) -> None:
+    _heading(
+        demo,
+        "7. Load shedding",
+        f"{STORM_THREADS} threads run a heavy export (0.25 s each) beside an order lookup, on a pool of "
+        f"{STORM_POOL} connections. Without limits the exports hold every connection and the lookup queues "
+        "behind them; with a limit of 2 calls per query shape, the exports over it are turned away "
+        "(QueryRejected) and the lookup keeps its speed.",
+    )
+    settings = demo.optimizer.settings
+    policy = LimitPolicy(mode=LimitMode.STATIC, concurrency=2, max_wait=0.05, reserve=1)
+    cases = {"no limits": settings, "2 per query shape": replace(settings, limits=policy)}
+    storms = {}
+    with demo.console.status("running the two storms…"):
+        for name, case_settings in cases.items():
+            with Optimizer(settings=case_settings, min_size=STORM_POOL, max_size=STORM_POOL) as optimizer:
+                storms[name] = _storm(optimizer)
+    table = Table(title="order lookups during a storm of exports", title_justify="left")
+    for column in ("limits", "lookups", "lookup p99", "exports run", "exports turned away"):
+        table.add_column(column, justify="left" if column == "limits" else "right")
+    for name, storm in storms.items():
+        table.add_row(name, str(len(storm.lookups)), _ms(storm.p99), str(storm.exports), str(storm.rejected))
+    demo.console.print(table)
+    before, after = storms["no limits"], storms["2 per query shape"]
+    demo.findings.append(("load shedding", f"lookup p99 {_ms(before.p99)} → {_ms(after.p99)} with 2 exports at a time"))
+
+
+def _storm(optimizer: Optimizer) -> _Storm:
+    """:data:`STORM_THREADS` threads of :data:`EXPORT` and one of lookups, for :data:`STORM_SECONDS`."""
+    storm = _Storm()
+    stop = threading.Event()
+    for customer in range(1, STORM_POOL + 1):  # every connection has run the lookup once
+        optimizer.query(CUSTOMER_ORDERS, [customer])
+
+    counted = threading.Lock()
+
+    def export(customer: int) -> None:
+        while not stop.is_set():
+            try:
+                optimizer.query(EXPORT, [customer])
+            except QueryRejected:
+                with counted:
+                    storm.rejected += 1
+                stop.wait(0.05)  # an application would back off, or tell its caller to come back later
+                continue
+            with counted:
+                storm.exports += 1
+
+    def lookups() -> None:
+        customer = 0
+        while not stop.is_set():
+            customer = customer % 1000 + 1
+            started = time.perf_counter()
+            optimizer.query(CUSTOMER_ORDERS, [customer])
+            storm.lookups.append(time.perf_counter() - started)
+            stop.wait(0.005)
+
+    workers = [threading.Thread(target=export, args=(n,), daemon=True) for n in range(1, STORM_THREADS + 1)]
+    for worker in workers:
+        worker.start()
+    stop.wait(0.1)  # the exports take what they can first
+    looker = threading.Thread(target=lookups, daemon=True)
+    looker.start()
+    stop.wait(STORM_SECONDS)
+    stop.set()
+    for thread in [looker, *workers]:
+        thread.join(5)
+    return storm
 
 
 def _summary(demo: _Demo, elapsed: float) -> None:

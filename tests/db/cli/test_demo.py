@@ -50,6 +50,17 @@ def test_demo_on_its_own_embedded_server(tmp_path: Path, pg_server: TestServer) 
     assert "invalidated at COMMIT" in text
     assert "Slow-query report" in text
     _assert_advice(text, pg_server)
+    _assert_shedding(text)
+
+
+def _assert_shedding(text: str) -> None:
+    assert "7. Load shedding" in text
+    rows = {line.split("│")[1].strip(): line.split("│")[2:-1] for line in text.splitlines() if "│" in line}
+    unlimited, limited = rows["no limits"], rows["2 per query shape"]
+    assert int(unlimited[-1]) == 0  # nothing turned away without limits
+    assert int(limited[-1]) > 0  # exports over the limit were rejected (QueryRejected)
+    assert int(limited[0]) > 0  # and the lookup kept running
+    assert "│ load shedding" in text
 
 
 def test_demo_against_an_existing_database_cleans_up(tmp_path: Path, dsn: str, pg_server: TestServer) -> None:
