@@ -2,20 +2,26 @@
 
 Nothing happens per call: the thread rereads the pins every
 ``PlanGuardPolicy.refresh_interval`` seconds over a connection of its own and,
-when they changed, hands them to the process's call preparer as hint rules
-(``on_change``). :func:`pin_plan` and :func:`unpin` wake every watcher of the
+when they changed, hands them to the call preparers as hint rules
+(``on_change``). One thread and one connection serve every front end of the
+process that reads the same database's queryopt schema (an optimizer, its
+asyncio twin, an instrumented engine): each :class:`PinWatcher` is a
+subscription to that shared feed, and a new one is handed the pins already
+read at once. :func:`pin_plan` and :func:`unpin` wake every feed of the
 process, so the process that pins sees its pin at once. With
-``PlanGuardPolicy.automatic`` on, the same thread runs the automatic mode's
-round (:class:`~queryopt.plans.automatic.AutoPinner`) before each read.
+``PlanGuardPolicy.automatic`` on, the feed's thread (one of its own, not shared)
+runs the automatic mode's round (:class:`~queryopt.plans.automatic.AutoPinner`)
+before each read.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import psycopg
@@ -47,7 +53,8 @@ def pin_rules(pins: list[Pin]) -> HintRules:
 
 
 class PinWatcher:
-    """Reads the pins of ``conninfo``'s queryopt schema in a daemon thread and reports changes."""
+    """A front end's subscription to the pins of ``conninfo``'s queryopt schema: ``on_change`` gets the pins as
+    hint rules now (when they were read already) and whenever they change, until :meth:`close`."""
 
     def __init__(
         self,
@@ -59,9 +66,80 @@ class PinWatcher:
         application_conninfo: str | None = None,
     ) -> None:
         self.policy = policy or PlanGuardPolicy()
+        self._on_change = on_change
+        self._feed = _subscribe(conninfo, on_change, self.policy, schema, application_conninfo)
+
+    @property
+    def auto(self) -> AutoPinner | None:
+        """The automatic mode's pinner (``None``: the mode is off)."""
+        return self._feed.auto
+
+    @property
+    def refreshes(self) -> int:
+        """Reads of the pins so far (by the shared feed)."""
+        return self._feed.refreshes
+
+    def wake(self) -> None:
+        self._feed.wake()
+
+    def wait_refreshed(self, timeout: float) -> bool:
+        """Wake the feed and wait until it has read the pins once more; ``False`` on timeout."""
+        return self._feed.wait_refreshed(timeout)
+
+    def close(self) -> None:
+        """End this subscription; the feed stops with its last one."""
+        _unsubscribe(self._feed, self._on_change)
+
+
+_FEEDS: dict[Hashable, _PinFeed] = {}
+_FEEDS_LOCK = threading.Lock()
+
+
+def _subscribe(
+    conninfo: str,
+    on_change: Callable[[HintRules], None],
+    policy: PlanGuardPolicy,
+    schema: str,
+    application_conninfo: str | None,
+) -> _PinFeed:
+    # An automatic feed pins for one application database under its own policy: never shared.
+    key: Hashable = (conninfo, schema, policy.refresh_interval) if not policy.automatic else object()
+    with _FEEDS_LOCK:
+        feed = _FEEDS.get(key)
+        if feed is None or not feed.alive():  # none yet, or one inherited from the parent of a fork
+            feed = _FEEDS[key] = _PinFeed(key, conninfo, policy, schema, application_conninfo)
+        feed.subscribe(on_change)
+    return feed
+
+
+def _unsubscribe(feed: _PinFeed, on_change: Callable[[HintRules], None]) -> None:
+    with _FEEDS_LOCK:
+        if not feed.unsubscribe(on_change):
+            return
+        if _FEEDS.get(feed.key) is feed:
+            del _FEEDS[feed.key]
+    feed.close()
+
+
+class _PinFeed:
+    """Reads the pins of ``conninfo``'s queryopt schema in a daemon thread and hands changes to its subscribers."""
+
+    def __init__(
+        self,
+        key: Hashable,
+        conninfo: str,
+        policy: PlanGuardPolicy,
+        schema: str,
+        application_conninfo: str | None,
+    ) -> None:
+        self.key = key
+        self.policy = policy
         self._conninfo = conninfo
         self._store = PinStore(schema)
-        self._on_change = on_change
+        self._subscribers: list[Callable[[HintRules], None]] = []
+        self._rules: HintRules | None = None
+        """The pins last handed out (``None``: not read yet)."""
+        self._handing = threading.Lock()
         self._known: dict[str, tuple[str, str]] = {}
         self._conn: psycopg.Connection[Any] | None = None
         self._wake = threading.Event()
@@ -71,14 +149,32 @@ class PinWatcher:
         self._missing_logged = False
         self._in_round = False
         self._last_auto = -math.inf
+        self._pid = os.getpid()
         self.auto = (
-            AutoPinner(application_conninfo or conninfo, policy=self.policy, schema=schema, store_conninfo=conninfo)
-            if self.policy.automatic
+            AutoPinner(application_conninfo or conninfo, policy=policy, schema=schema, store_conninfo=conninfo)
+            if policy.automatic
             else None
         )
         register(self)
         self._thread = threading.Thread(target=self._run, name="queryopt-pin-watcher", daemon=True)
         self._thread.start()
+
+    def alive(self) -> bool:
+        return self._pid == os.getpid() and self._thread.is_alive() and not self._stopping.is_set()
+
+    def subscribe(self, on_change: Callable[[HintRules], None]) -> None:
+        with self._handing:
+            self._subscribers.append(on_change)
+            rules = self._rules
+            if rules is not None:
+                on_change(rules)
+
+    def unsubscribe(self, on_change: Callable[[HintRules], None]) -> bool:
+        """Remove ``on_change``; True when no subscriber is left."""
+        with self._handing:
+            if on_change in self._subscribers:
+                self._subscribers.remove(on_change)
+            return not self._subscribers
 
     def wake(self) -> None:
         self._wake.set()
@@ -86,7 +182,7 @@ class PinWatcher:
     def wait_refreshed(self, timeout: float) -> bool:
         """Wake the thread and wait until it has read the pins once more; ``False`` on timeout.
 
-        Called from the watcher's own thread (an automatic pin), it only wakes it: the read follows the round.
+        Called from the feed's own thread (an automatic pin), it only wakes it: the read follows the round.
         """
         if threading.current_thread() is self._thread or not self._thread.is_alive():
             self._wake.set()
@@ -100,7 +196,8 @@ class PinWatcher:
     def close(self) -> None:
         self._stopping.set()
         self._wake.set()
-        self._thread.join(5.0)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(5.0)
         unregister(self)
 
     def _run(self) -> None:
@@ -152,4 +249,14 @@ class PinWatcher:
         known = {pin.fingerprint: (pin.plan_hash, pin.hints) for pin in pins}
         if known != self._known:
             self._known = known
-            self._on_change(pin_rules(pins))
+            self._hand_out(pin_rules(pins))
+
+    def _hand_out(self, rules: HintRules) -> None:
+        with self._handing:
+            self._rules = rules
+            subscribers = list(self._subscribers)
+            for on_change in subscribers:
+                try:
+                    on_change(rules)
+                except Exception:  # one front end's failure must not keep the pins from the others
+                    logger.exception("queryopt: could not apply the pins to %r", on_change)
