@@ -451,7 +451,8 @@ def _show_report(demo: _Demo) -> None:
     print_report(result, demo.console)
     demo.options.html.write_text(render(result, "html"), encoding="utf-8")
     demo.console.print(f"HTML report written to [bold]{demo.options.html.resolve()}[/bold]")
-    demo.findings.append(("report", f"{result.summary.calls} slow calls recorded"))
+    calls = result.summary.calls
+    demo.findings.append(("report", f"{calls} slow call{'' if calls == 1 else 's'} recorded"))
 
 
 def _show_advice(demo: _Demo) -> None:

@@ -305,6 +305,13 @@ def explain(
             raise HintError(
                 f"EXPLAIN takes SELECT, INSERT, UPDATE, DELETE or MERGE, not a {analysis.kind.value} statement", sql=sql
             )
+        given = 0 if params is None else len(params)
+        if analysis.placeholder_count and given == 0:
+            raise QueryError(
+                f"the statement has {analysis.placeholder_count} placeholder(s) but no parameter values were given: "
+                "pass one value per placeholder (queryopt explain: --param VALUE, once for each)",
+                sql=sql,
+            )
         catalog = catalog if catalog is not None else Catalog.for_connection(conn)
         hint_set = resolve_hints(analysis, hints, catalog, conn=conn)
         active = hint_plan_active(conn)

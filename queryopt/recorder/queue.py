@@ -353,7 +353,7 @@ class SlowQueryRecorder:
         self._stopping.set()
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         logger.warning(
-            "queryopt: %s.slow_queries does not exist or is out of date (%s): run `%s`; slow queries are not "
+            "queryopt: the table %s.slow_queries does not exist or is out of date (%s): run `%s`; slow queries are not "
             "recorded until this process restarts (%d dropped)",
             self.policy.schema,
             reason,

@@ -154,3 +154,14 @@ def test_auto_mode_makes_the_hint_take_effect_either_way(items: Conn) -> None:
     expected = HintMode.PG_HINT_PLAN if hint_plan_active(items) else HintMode.PLANNER_SETTINGS
     assert comparison.mode is expected
     assert comparison.index_usage == (IndexUsage("i", "items_v_idx", used_before=False, used_after=True),)
+
+
+def test_cli_placeholders_without_params_say_which_option_is_missing(
+    items: Conn, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["explain", "SELECT * FROM items WHERE v < %s", "--dsn", dsn])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "1 placeholder(s) but no parameter values were given" in err
+    assert "--param VALUE" in err
+    assert "EXPLAIN (FORMAT JSON)" not in err
